@@ -1,0 +1,52 @@
+# Everyday targets. `make demo` and `make test` work on a fresh machine: they create the
+# virtualenv and install the locked dependencies first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+export STREAMFLOW_HOME ?= $(CURDIR)/.streamflow
+export DAGSTER_HOME ?= $(STREAMFLOW_HOME)/dagster
+PYTEST_ARGS ?=
+
+.PHONY: install demo test lint format unit dev docs db-stop clean
+
+$(BIN)/uv:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(BIN)/streamflow: $(BIN)/uv pyproject.toml uv.lock
+	$(BIN)/uv sync --locked --python $(BIN)/python
+	@touch $@
+
+install: $(BIN)/streamflow  ## virtualenv + locked dependencies
+
+demo: install  ## the main job: demo data, embedded PostgreSQL, every month, summary
+	$(BIN)/streamflow demo
+
+test: install lint  ## lint, then the whole test suite on the real stack
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+unit: install  ## the fast tests only (no database)
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+dev: install  ## the Dagster UI on http://127.0.0.1:3000, same instance as the CLI
+	$(BIN)/python -c "from streamflow_dagster.instance import ensure_dagster_home as e; from streamflow_dagster.settings import load_settings as s; e(s())"
+	$(BIN)/dagster dev -w workspace.yaml
+
+docs: install  ## dbt docs with the live catalog on http://127.0.0.1:8580
+	$(BIN)/streamflow docs
+
+db-stop:
+	$(BIN)/streamflow db stop
+
+clean:  ## stop the server and delete all state (database, runs, landing data)
+	-$(BIN)/streamflow db stop
+	rm -rf $(STREAMFLOW_HOME)

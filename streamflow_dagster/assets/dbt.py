@@ -1,0 +1,90 @@
+"""dbt staging views and monthly snapshot marts, as partitioned Dagster assets."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+
+from ..landing.contract import RAW_SCHEMA
+from ..lib.dbt_args import build_args
+from ..partitions import AS_OF_PARTITIONS, validate_as_of
+from ..resources import WarehouseResource
+from ..settings import DBT_PROJECT_DIR
+
+# One dbt build at a time against the warehouse: first builds of an incremental mart and
+# concurrent delete+insert of the same tables race otherwise (see the instance's pools).
+DBT_POOL = "dbt_warehouse"
+
+DBT_PROJECT = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+
+# dbt parse renders profiles.yml, which reads these; parsing never connects, so a
+# placeholder is enough when no run has set the real values yet.
+_PARSE_ENV_DEFAULTS = {
+    "STREAMFLOW_PG_HOST": "127.0.0.1",
+    "STREAMFLOW_PG_PORT": "5432",
+    "STREAMFLOW_PG_USER": "postgres",
+    "STREAMFLOW_PG_PASSWORD": "",
+    "STREAMFLOW_PG_DBNAME": "streamflow",
+}
+
+
+def ensure_manifest(project: DbtProject = DBT_PROJECT) -> None:
+    """Parse the dbt project when the manifest is missing or older than a project file."""
+    manifest = project.manifest_path
+    if manifest.exists():
+        newest = max(
+            p.stat().st_mtime
+            for p in project.project_dir.rglob("*")
+            if p.suffix in {".sql", ".yml", ".md"} and "target" not in p.parts
+            and "logs" not in p.parts
+        )
+        if manifest.stat().st_mtime >= newest:
+            return
+    for name, value in _PARSE_ENV_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    project.preparer.prepare(project)
+
+
+class StreamflowTranslator(DagsterDbtTranslator):
+    """dbt sources in schema raw are the raw_<table> ingestion assets; models keep their name."""
+
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        props = _resource_props(manifest, unique_id)
+        if props["resource_type"] == "source" and props.get("source_name") == RAW_SCHEMA:
+            return spec.replace_attributes(key=dg.AssetKey(f"raw_{props['name']}"))
+        if props["resource_type"] == "model":
+            layer = "marts" if "marts" in props.get("fqn", []) else "staging"
+            return spec.replace_attributes(key=dg.AssetKey(props["name"]), group_name=layer)
+        return spec
+
+
+def _resource_props(manifest: Mapping[str, Any], unique_id: str) -> Mapping[str, Any]:
+    for section in ("nodes", "sources"):
+        if unique_id in manifest.get(section, {}):
+            return manifest[section][unique_id]
+    raise KeyError(unique_id)
+
+
+ensure_manifest()
+
+
+@dbt_assets(
+    manifest=DBT_PROJECT.manifest_path,
+    project=DBT_PROJECT,
+    name="dbt_models",
+    partitions_def=AS_OF_PARTITIONS,
+    dagster_dbt_translator=StreamflowTranslator(),
+    pool=DBT_POOL,
+)
+def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource,
+               warehouse: WarehouseResource):
+    """dbt build of the month: staging views, incremental marts and their tests."""
+    as_of = context.partition_key
+    validate_as_of(as_of)
+    os.environ.update(warehouse.libpq_env())  # profiles.yml reads them via env_var()
+    yield from dbt.cli(build_args(as_of), context=context).stream()

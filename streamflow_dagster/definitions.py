@@ -1,0 +1,39 @@
+"""The StreamFlow code location: every asset, check, resource and job in one Definitions."""
+
+from __future__ import annotations
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+
+from .assets.dbt import DBT_PROJECT, dbt_models
+from .assets.landing import landing_ingestion
+from .partitions import AS_OF_PARTITIONS
+from .resources import LandingResource, WarehouseResource
+from .settings import load_settings
+
+MONTHLY_JOB = "streamflow_monthly"
+
+
+def build_resources() -> dict:
+    """The one place that picks resources: the embedded default or the configured servers."""
+    settings = load_settings()
+    database_url = dg.EnvVar("STREAMFLOW_DATABASE_URL") if settings.database_url else None
+    return {
+        "warehouse": WarehouseResource(database_url=database_url, home=str(settings.home)),
+        "landing": LandingResource(path=str(settings.landing_dir)),
+        "dbt": DbtCliResource(project_dir=DBT_PROJECT),
+    }
+
+
+monthly_job = dg.define_asset_job(
+    MONTHLY_JOB,
+    selection=dg.AssetSelection.all(),
+    partitions_def=AS_OF_PARTITIONS,
+    description="One month (AS_OF) through the whole graph: landing files to the marts.",
+)
+
+defs = dg.Definitions(
+    assets=[landing_ingestion, dbt_models],
+    jobs=[monthly_job],
+    resources=build_resources(),
+)
