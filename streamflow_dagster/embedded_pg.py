@@ -135,7 +135,8 @@ class EmbeddedPostgres:
         _make_traversable(self.root)
         _make_traversable(POSTGRES_BIN_PATH)
         shutil.chown(self.root, SYSTEM_USER, SYSTEM_USER)
-        return {"user": SYSTEM_USER}
+        # group and extra_groups too: with root's groups the group bits (often ---) would apply.
+        return {"user": SYSTEM_USER, "group": SYSTEM_USER, "extra_groups": []}
 
     def _run(self, exe: str, args: list[str]) -> None:
         cmd = [str(POSTGRES_BIN_PATH / exe), *args]

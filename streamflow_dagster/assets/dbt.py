@@ -1,6 +1,5 @@
 """dbt staging views and monthly snapshot marts, as partitioned Dagster assets."""
 
-from __future__ import annotations
 
 import os
 from collections.abc import Mapping

@@ -1,6 +1,5 @@
 """Landing ingestion: the month's files, validated, into schema `raw` (one transaction)."""
 
-from __future__ import annotations
 
 import dagster as dg
 

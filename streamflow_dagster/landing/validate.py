@@ -20,7 +20,7 @@ import pandas as pd
 from .contract import FALSE_WORDS, TRUE_WORDS, Column, Kind, LandingTable
 
 REJECTION_COLUMNS = ["line_number", "raw_record", "reason"]
-_INT_PATTERN = r"^[+-]?\d+$"
+_INT_PATTERN = r"^[+-]?\d{1,18}$"  # 18 digits always fit PostgreSQL's bigint
 _NUM_PATTERN = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
 _DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 
@@ -172,12 +172,14 @@ def _check_column(column: Column, raw: pd.Series) -> tuple[pd.Series, pd.Series]
     filled = ~blank
     if column.kind is Kind.INT:
         ok = raw.str.fullmatch(_INT_PATTERN)
+        flag(filled & ~ok & raw.str.fullmatch(r"[+-]?\d+"), "is out of range for an integer")
         flag(filled & ~ok, "is not an integer")
         values = pd.to_numeric(raw.where(ok & filled), errors="coerce").astype("Int64")
     elif column.kind is Kind.NUM:
         ok = raw.str.fullmatch(_NUM_PATTERN)
         flag(filled & ~ok, "is not a number")
         values = pd.to_numeric(raw.where(ok & filled), errors="coerce").astype("float64")
+        flag(pd.Series(np.isinf(values), index=raw.index), "is out of range for a number")
     elif column.kind is Kind.BOOL:
         lowered = raw.str.lower()
         is_true, is_false = lowered.isin(TRUE_WORDS), lowered.isin(FALSE_WORDS)
