@@ -87,8 +87,12 @@ def db_url() -> None:
 @click.option("--months", default=12, show_default=True, help="Monthly AS_OF folders to write.")
 @click.option("--seed", default=42, show_default=True, help="Same seed, same files.")
 @click.option("--start", default="2024-01-31", show_default=True, help="First AS_OF.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Landing folder [default: $STREAMFLOW_LANDING_DIR]")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Landing folder [default: $STREAMFLOW_LANDING_DIR]",
+)
 def demo_data(users: int, months: int, seed: int, start: str, out: Path | None) -> None:
     """Write deterministic demo landing files: <out>/<AS_OF>/<table>.csv."""
     from .demo_data import generate_landing
@@ -96,11 +100,14 @@ def demo_data(users: int, months: int, seed: int, start: str, out: Path | None) 
     if users < 1 or months < 1:
         raise click.BadParameter("--users and --months must be at least 1")
     out = out or load_settings().landing_dir
-    summaries = generate_landing(out, users=users, months=months, seed=seed, start=start,
-                                 progress=click.echo)
+    summaries = generate_landing(
+        out, users=users, months=months, seed=seed, start=start, progress=click.echo
+    )
     for s in summaries:
-        click.echo(f"  {s.as_of}: {s.users} users, {s.new_users} new, churn {s.churn_rate:.1%}"
-                   + ("  (distribution shift)" if s.shifted else ""))
+        click.echo(
+            f"  {s.as_of}: {s.users} users, {s.new_users} new, churn {s.churn_rate:.1%}"
+            + ("  (distribution shift)" if s.shifted else "")
+        )
     click.echo(f"Wrote {len(summaries)} month(s) to {out}")
 
 
@@ -126,8 +133,10 @@ def _materialize(months_window: str | None, *, home_label: str) -> int:
         raise click.BadParameter(str(err), param_hint="--months") from None
 
     started = time.monotonic()
-    click.echo(f"Starting the warehouse ({'external' if settings.database_url else 'embedded'}"
-               " PostgreSQL) ...")
+    click.echo(
+        f"Starting the warehouse ({'external' if settings.database_url else 'embedded'}"
+        " PostgreSQL) ..."
+    )
     url = warehouse_url(settings)
     ensure_dagster_home(settings)
     from .definitions import MONTHLY_JOB, defs
@@ -143,8 +152,13 @@ def _materialize(months_window: str | None, *, home_label: str) -> int:
 
 
 @main.command("run")
-@click.option("--months", "months_window", default=None, metavar="A..B",
-              help="AS_OF window, inclusive (e.g. 2024-01-31..2024-06-30, or one month).")
+@click.option(
+    "--months",
+    "months_window",
+    default=None,
+    metavar="A..B",
+    help="AS_OF window, inclusive (e.g. 2024-01-31..2024-06-30, or one month).",
+)
 def run(months_window: str | None) -> None:
     """Materialize landed months through the whole graph, one Dagster run per month."""
     sys.exit(_materialize(months_window, home_label=str(load_settings().home)))
@@ -161,8 +175,14 @@ def demo(users: int, months: int, seed: int) -> None:
     settings = load_settings()
     if not landed_months(settings.landing_dir):
         click.echo(f"No landing data in {settings.landing_dir}: writing the demo months ...")
-        click.get_current_context().invoke(demo_data, users=users, months=months, seed=seed,
-                                           start="2024-01-31", out=settings.landing_dir)
+        click.get_current_context().invoke(
+            demo_data,
+            users=users,
+            months=months,
+            seed=seed,
+            start="2024-01-31",
+            out=settings.landing_dir,
+        )
     sys.exit(_materialize(None, home_label=str(settings.home)))
 
 
@@ -175,12 +195,16 @@ def docs(port: int, host: str) -> None:
     from .db import connection_env, warehouse_url
 
     env = {**os.environ, **connection_env(warehouse_url(load_settings()))}
-    dbt = str(Path(sys.executable).with_name("dbt"))
+    from .assets.dbt import DBT_EXECUTABLE as dbt
+
     base = ["--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
     subprocess.run([dbt, "docs", "generate", *base], env=env, check=True)
     click.echo(f"dbt docs on http://{host}:{port} (Ctrl+C stops)")
-    subprocess.run([dbt, "docs", "serve", *base, "--port", str(port), "--host", host,
-                    "--no-browser"], env=env, check=True)
+    subprocess.run(
+        [dbt, "docs", "serve", *base, "--port", str(port), "--host", host, "--no-browser"],
+        env=env,
+        check=True,
+    )
 
 
 if __name__ == "__main__":

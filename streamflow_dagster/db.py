@@ -23,7 +23,9 @@ def with_database(url: str, database: str) -> str:
 def ensure_database(server_url: str, database: str) -> None:
     """Create `database` on the server at `server_url` if it does not exist yet."""
     with psycopg.connect(server_url, autocommit=True) as conn:
-        exists = conn.execute("select 1 from pg_database where datname = %s", (database,)).fetchone()
+        exists = conn.execute(
+            "select 1 from pg_database where datname = %s", (database,)
+        ).fetchone()
         if not exists:
             try:
                 conn.execute(sql.SQL("create database {}").format(sql.Identifier(database)))

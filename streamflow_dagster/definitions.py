@@ -5,9 +5,8 @@ from __future__ import annotations
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from .assets.dbt import DBT_PROJECT, dbt_models
+from .assets.dbt import DBT_EXECUTABLE, DBT_PROJECT, dbt_models
 from .assets.landing import landing_ingestion
-from .partitions import AS_OF_PARTITIONS
 from .resources import LandingResource, WarehouseResource
 from .settings import load_settings
 
@@ -21,19 +20,24 @@ def build_resources() -> dict:
     return {
         "warehouse": WarehouseResource(database_url=database_url, home=str(settings.home)),
         "landing": LandingResource(path=str(settings.landing_dir)),
-        "dbt": DbtCliResource(project_dir=DBT_PROJECT),
+        "dbt": DbtCliResource(project_dir=DBT_PROJECT, dbt_executable=DBT_EXECUTABLE),
     }
 
 
 monthly_job = dg.define_asset_job(
     MONTHLY_JOB,
     selection=dg.AssetSelection.all(),
-    partitions_def=AS_OF_PARTITIONS,
     description="One month (AS_OF) through the whole graph: landing files to the marts.",
 )
 
-defs = dg.Definitions(
-    assets=[landing_ingestion, dbt_models],
-    jobs=[monthly_job],
-    resources=build_resources(),
-)
+
+def build_definitions(**resource_overrides) -> dg.Definitions:
+    """The code location; tests override resources (e.g. a fresh database) by key."""
+    return dg.Definitions(
+        assets=[landing_ingestion, dbt_models],
+        jobs=[monthly_job],
+        resources={**build_resources(), **resource_overrides},
+    )
+
+
+defs = build_definitions()

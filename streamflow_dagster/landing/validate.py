@@ -84,8 +84,14 @@ def parse_landing_file(path: Path, table: LandingTable) -> ParsedFile:
             [(1, "", f"{table.file} is empty: expected a header row with {table.column_names}")],
             columns=REJECTION_COLUMNS,
         )
-        return ParsedFile(table, path, _empty_typed(table), rejections, rows_read=1,
-                          missing_columns=table.column_names)
+        return ParsedFile(
+            table,
+            path,
+            _empty_typed(table),
+            rejections,
+            rows_read=1,
+            missing_columns=table.column_names,
+        )
 
     names = [h.strip() for h in header]
     duplicated = sorted({n for n in names if names.count(n) > 1})
@@ -114,7 +120,9 @@ def parse_landing_file(path: Path, table: LandingTable) -> ParsedFile:
     if missing:
         reasons[~ragged] = f"missing required column(s): {', '.join(missing)}"
 
-    well_formed = [r[1] if not bad else [""] * width for r, bad in zip(records, ragged, strict=True)]
+    well_formed = [
+        r[1] if not bad else [""] * width for r, bad in zip(records, ragged, strict=True)
+    ]
     frame = pd.DataFrame(well_formed, columns=names, dtype=object)
     del well_formed
     present = [c for c in table.columns if c.name in names]
@@ -188,15 +196,18 @@ def _check_column(column: Column, raw: pd.Series) -> tuple[pd.Series, pd.Series]
         values[is_true] = True
         values[is_false] = False
     elif column.kind is Kind.DATE:
-        parsed = pd.to_datetime(raw.where(raw.str.fullmatch(_DATE_PATTERN)), errors="coerce",
-                                format="%Y-%m-%d")
+        parsed = pd.to_datetime(
+            raw.where(raw.str.fullmatch(_DATE_PATTERN)), errors="coerce", format="%Y-%m-%d"
+        )
         flag(filled & parsed.isna(), "is not a date (YYYY-MM-DD)")
         values = parsed.dt.date
     else:
         values = raw
         if column.accepted:
-            flag(filled & ~raw.str.lower().isin(column.accepted),
-                 f"is not one of {', '.join(column.accepted)}")
+            flag(
+                filled & ~raw.str.lower().isin(column.accepted),
+                f"is not one of {', '.join(column.accepted)}",
+            )
 
     if column.non_negative and column.kind in (Kind.INT, Kind.NUM):
         flag(values.lt(0).fillna(False).astype(bool), "is negative")

@@ -6,7 +6,7 @@ import json
 
 
 def partition_vars(as_of: str) -> dict[str, str]:
-    """dbt vars for one month: staging views, marts and tests filter on `as_of`."""
+    """dbt vars for one month: the marts rebuild and the tests check only `as_of`."""
     return {"as_of": as_of}
 
 

@@ -10,8 +10,9 @@ from psycopg import sql
 from streamflow_dagster.landing.contract import LANDING_TABLES, TABLES_BY_NAME
 
 
-def write_month(landing: Path, as_of: str, rows: dict[str, list[str]],
-                raw_files: dict[str, bytes] | None = None) -> Path:
+def write_month(
+    landing: Path, as_of: str, rows: dict[str, list[str]], raw_files: dict[str, bytes] | None = None
+) -> Path:
     """Write a landing month: `rows` are data lines under the contract header."""
     folder = landing / as_of
     folder.mkdir(parents=True, exist_ok=True)
@@ -23,8 +24,9 @@ def write_month(landing: Path, as_of: str, rows: dict[str, list[str]],
     return folder
 
 
-def table_checksum(conn: psycopg.Connection, schema: str, table: str, where: str = "true",
-                   params: tuple = ()) -> tuple[int, str]:
+def table_checksum(
+    conn: psycopg.Connection, schema: str, table: str, where: str = "true", params: tuple = ()
+) -> tuple[int, str]:
     """(row count, md5 of every row in key order): byte-level equality of table contents."""
     query = sql.SQL(
         "select count(*), coalesce(md5(string_agg(t::text, '|' order by t::text)), '') "

@@ -39,9 +39,14 @@ def support(*ids):
 
 
 def clean_month(ids=("u1", "u2", "u3")) -> dict[str, list[str]]:
-    return {"users": users(*ids), "subscriptions": subs(*ids), "usage_agg_30d": usage(*ids),
-            "payments_agg_90d": single(*ids), "support_agg_90d": support(*ids),
-            "labels": [f"{i},false" for i in ids]}
+    return {
+        "users": users(*ids),
+        "subscriptions": subs(*ids),
+        "usage_agg_30d": usage(*ids),
+        "payments_agg_90d": single(*ids),
+        "support_agg_90d": support(*ids),
+        "labels": [f"{i},false" for i in ids],
+    }
 
 
 def materialize(tmp_path, database_url, as_of, *, raise_on_error=True):
@@ -51,8 +56,10 @@ def materialize(tmp_path, database_url, as_of, *, raise_on_error=True):
         [landing_ingestion],
         partition_key=as_of,
         instance=instance,
-        resources={"warehouse": WarehouseResource(database_url=database_url),
-                   "landing": LandingResource(path=str(tmp_path / "landing"))},
+        resources={
+            "warehouse": WarehouseResource(database_url=database_url),
+            "landing": LandingResource(path=str(tmp_path / "landing")),
+        },
         raise_on_error=raise_on_error,
     )
 
@@ -63,8 +70,10 @@ def month_checksums(conn, as_of):
 
 
 def check_results(result) -> dict[tuple[str, str], dg.AssetCheckEvaluation]:
-    return {(e.asset_key.to_user_string(), e.check_name): e
-            for e in result.get_asset_check_evaluations()}
+    return {
+        (e.asset_key.to_user_string(), e.check_name): e
+        for e in result.get_asset_check_evaluations()
+    }
 
 
 def test_clean_month_loads_every_table(tmp_path, database_url):
@@ -74,10 +83,13 @@ def test_clean_month_loads_every_table(tmp_path, database_url):
     checks = check_results(result)
     assert len(checks) == 18 and all(c.passed for c in checks.values())
     with psycopg.connect(database_url) as conn:
-        counts = dict(conn.execute(
-            "select 'users', count(*) from raw.users union all "
-            "select 'labels', count(*) from raw.labels union all "
-            "select 'quarantine', count(*) from raw.quarantine").fetchall())
+        counts = dict(
+            conn.execute(
+                "select 'users', count(*) from raw.users union all "
+                "select 'labels', count(*) from raw.labels union all "
+                "select 'quarantine', count(*) from raw.quarantine"
+            ).fetchall()
+        )
     assert counts == {"users": 3, "labels": 3, "quarantine": 0}
 
 
@@ -91,21 +103,35 @@ def test_bad_rows_are_quarantined_with_reasons_and_nothing_else_changes(tmp_path
     month = clean_month(("u1", "u2", "u3"))
     month["subscriptions"] = [
         *subs("u1", "u2"),
-        *subs("u2"),                                     # identical duplicate
-        *subs("u3"), *subs("u3", fee="10.00"),           # conflicting duplicate
-        *subs(""),                                       # blank user_id
+        *subs("u2"),  # identical duplicate
+        *subs("u3"),
+        *subs("u3", fee="10.00"),  # conflicting duplicate
+        *subs(""),  # blank user_id
         "u4,three,true,false,month_to_month,true,10,30,dsl,no,no,no,no",  # non-numeric
-        *subs("u5", fee="-1.00"),                         # negative money
+        *subs("u5", fee="-1.00"),  # negative money
         "u6,3,true,false,month_to_month,true,10,30,satellite,no,no,no,no",  # unknown net_service
         "u7,0,Yes,No,one_year,1,10,,fiber_optic,0,0,0,0",  # blank total_paid, Yes/No, 1/0: fine
         '"u8",2,true,false,two_year,true,"1,000.00",30,dsl,no,no,no,no',  # quoted comma: bad number
-        "u9,2,true,fal",                                  # truncated last line
+        "u9,2,true,fal",  # truncated last line
     ]
     month["users"] = users("u1", "u2", "u3", "u7")
-    bom_crlf = ("\ufeff" + ",".join(["user_id", "watch_hours_30d", "avg_session_mins_7d",
-                                      "unique_devices_30d", "skips_7d", "rebuffer_events_7d",
-                                      "extra_col"]) + "\r\n"
-                + "\r\n".join(f"{r},x" for r in usage("u1", "u2", "u3")) + "\r\n")
+    bom_crlf = (
+        "\ufeff"
+        + ",".join(
+            [
+                "user_id",
+                "watch_hours_30d",
+                "avg_session_mins_7d",
+                "unique_devices_30d",
+                "skips_7d",
+                "rebuffer_events_7d",
+                "extra_col",
+            ]
+        )
+        + "\r\n"
+        + "\r\n".join(f"{r},x" for r in usage("u1", "u2", "u3"))
+        + "\r\n"
+    )
     del month["usage_agg_30d"]
     write_month(landing, JAN, month, raw_files={"usage_agg_30d.csv": bom_crlf.encode()})
     # subscriptions rejects 9 of 13 rows: the blocking check fails, the run still records it.
@@ -121,14 +147,23 @@ def test_bad_rows_are_quarantined_with_reasons_and_nothing_else_changes(tmp_path
     with psycopg.connect(database_url) as conn:
         quarantined = conn.execute(
             "select table_name, line_number, reason from raw.quarantine where as_of = %s "
-            "order by table_name, line_number", (JAN,)).fetchall()
-        loaded = [r[0] for r in conn.execute(
-            "select user_id from raw.subscriptions where as_of = %s order by 1", (JAN,))]
-        u7 = conn.execute("select total_paid, plan_stream_tv, paperless_billing "
-                          "from raw.subscriptions where as_of = %s and user_id = 'u7'",
-                          (JAN,)).fetchone()
-        usage_rows = conn.execute("select count(*) from raw.usage_agg_30d where as_of = %s",
-                                  (JAN,)).fetchone()[0]
+            "order by table_name, line_number",
+            (JAN,),
+        ).fetchall()
+        loaded = [
+            r[0]
+            for r in conn.execute(
+                "select user_id from raw.subscriptions where as_of = %s order by 1", (JAN,)
+            )
+        ]
+        u7 = conn.execute(
+            "select total_paid, plan_stream_tv, paperless_billing "
+            "from raw.subscriptions where as_of = %s and user_id = 'u7'",
+            (JAN,),
+        ).fetchone()
+        usage_rows = conn.execute(
+            "select count(*) from raw.usage_agg_30d where as_of = %s", (JAN,)
+        ).fetchone()[0]
         feb_after = month_checksums(conn, FEB)
 
     assert quarantined == [
@@ -157,8 +192,10 @@ def test_failed_load_leaves_the_month_untouched(tmp_path, database_url):
         before = raw_checksums(conn)
         # A rule the database enforces and the landing contract does not: the COPY of the
         # last table fails after the first tables of the month were already replaced.
-        conn.execute("alter table raw.support_agg_90d add constraint few_tickets "
-                     "check (support_tickets_90d < 5)")
+        conn.execute(
+            "alter table raw.support_agg_90d add constraint few_tickets "
+            "check (support_tickets_90d < 5)"
+        )
     month = clean_month(("u1", "u2", "u9"))
     month["support_agg_90d"] = ["u1,1,2.0", "u2,7,2.0", "u9,1,1.0"]
     write_month(landing, JAN, month)
@@ -186,7 +223,10 @@ def test_missing_labels_is_reported_not_failed(tmp_path, database_url):
     write_month(tmp_path / "landing", JAN, month)
     result = materialize(tmp_path, database_url, JAN)
     assert result.success
-    labels = next(m for m in result.asset_materializations_for_node("landing_ingestion")
-                  if m.asset_key.to_user_string() == "raw_labels")
+    labels = next(
+        m
+        for m in result.asset_materializations_for_node("landing_ingestion")
+        if m.asset_key.to_user_string() == "raw_labels"
+    )
     assert labels.metadata["landed"].value is False
     assert check_results(result)[("raw_labels", "reject_rate")].passed

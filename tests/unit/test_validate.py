@@ -12,10 +12,20 @@ USERS = TABLES_BY_NAME["users"]
 SUBS_HEADER = ",".join(SUBS.column_names)
 
 
-def subs_row(user_id="u1", months_active="3", monthly_fee="29.85", total_paid="89.55",
-             net_service="dsl", tv="true", movies="false", contract="month_to_month") -> str:
-    return (f"{user_id},{months_active},{tv},{movies},{contract},true,{monthly_fee},"
-            f"{total_paid},{net_service},false,false,false,false")
+def subs_row(
+    user_id="u1",
+    months_active="3",
+    monthly_fee="29.85",
+    total_paid="89.55",
+    net_service="dsl",
+    tv="true",
+    movies="false",
+    contract="month_to_month",
+) -> str:
+    return (
+        f"{user_id},{months_active},{tv},{movies},{contract},true,{monthly_fee},"
+        f"{total_paid},{net_service},false,false,false,false"
+    )
 
 
 def write(tmp_path, text: str | bytes, name="subscriptions.csv"):
@@ -97,11 +107,18 @@ def test_conflicting_duplicates_are_all_rejected(tmp_path):
         (subs_row(months_active="2.5"), "months_active: '2.5' is not an integer"),
         (subs_row(monthly_fee="-5.00"), "monthly_fee: '-5.00' is negative"),
         (subs_row(monthly_fee="abc"), "monthly_fee: 'abc' is not a number"),
-        (subs_row(net_service="satellite"),
-         "net_service: 'satellite' is not one of dsl, fiber_optic, none"),
-        (subs_row(tv="maybe"), "plan_stream_tv: 'maybe' is not a boolean (true/false, yes/no, 1/0)"),
-        (subs_row(contract="weekly"),
-         "contract_type: 'weekly' is not one of month_to_month, one_year, two_year"),
+        (
+            subs_row(net_service="satellite"),
+            "net_service: 'satellite' is not one of dsl, fiber_optic, none",
+        ),
+        (
+            subs_row(tv="maybe"),
+            "plan_stream_tv: 'maybe' is not a boolean (true/false, yes/no, 1/0)",
+        ),
+        (
+            subs_row(contract="weekly"),
+            "contract_type: 'weekly' is not one of month_to_month, one_year, two_year",
+        ),
     ],
 )
 def test_bad_values_are_rejected_with_column_and_value(tmp_path, row, reason):
@@ -114,7 +131,9 @@ def test_bad_values_are_rejected_with_column_and_value(tmp_path, row, reason):
 
 def test_several_problems_in_one_row_are_all_named(tmp_path):
     parsed = parse(tmp_path, f"{SUBS_HEADER}\n{subs_row(months_active='x', monthly_fee='-1')}\n")
-    assert reasons(parsed) == ["months_active: 'x' is not an integer; monthly_fee: '-1' is negative"]
+    assert reasons(parsed) == [
+        "months_active: 'x' is not an integer; monthly_fee: '-1' is negative"
+    ]
 
 
 def test_blank_total_paid_is_accepted_as_null(tmp_path):
@@ -123,8 +142,10 @@ def test_blank_total_paid_is_accepted_as_null(tmp_path):
     assert parsed.accepted["total_paid"].isna().all()
 
 
-@pytest.mark.parametrize(("text", "expected"), [("Yes", True), ("no", False), ("1", True),
-                                                ("0", False), ("TRUE", True), ("false", False)])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("Yes", True), ("no", False), ("1", True), ("0", False), ("TRUE", True), ("false", False)],
+)
 def test_boolean_spellings_are_accepted(tmp_path, text, expected):
     parsed = parse(tmp_path, f"{SUBS_HEADER}\n{subs_row(tv=text)}\n")
     assert parsed.rejections.empty
@@ -164,10 +185,14 @@ def test_not_utf8_raises_with_file_and_byte(tmp_path):
 
 
 def test_line_numbers_follow_blank_lines(tmp_path):
-    parsed = parse(tmp_path, f"{SUBS_HEADER}\n\n{subs_row()}\n\n{subs_row('', months_active='1')}\n")
+    parsed = parse(
+        tmp_path, f"{SUBS_HEADER}\n\n{subs_row()}\n\n{subs_row('', months_active='1')}\n"
+    )
     assert list(parsed.rejections["line_number"]) == [5]
 
 
 def test_integer_too_large_for_bigint_is_rejected(tmp_path):
     parsed = parse(tmp_path, f"{SUBS_HEADER}\n{subs_row(months_active='99999999999999999999')}\n")
-    assert reasons(parsed) == ["months_active: '99999999999999999999' is out of range for an integer"]
+    assert reasons(parsed) == [
+        "months_active: '99999999999999999999' is out of range for an integer"
+    ]

@@ -1,0 +1,15 @@
+with
+
+payments as (
+
+    select * from {{ ref('stg_payments_agg_90d') }}
+    where {{ partition_filter() }}
+
+)
+
+select
+    user_id::text as user_id,
+    as_of::date as as_of,
+    failed_payments_90d::bigint as failed_payments_90d
+
+from payments
