@@ -142,7 +142,9 @@ def _materialize(months_window: str | None, *, home_label: str) -> int:
     from .definitions import MONTHLY_JOB, defs
 
     with dg.DagsterInstance.get() as instance:
-        runs = run_months(defs, MONTHLY_JOB, months, instance, echo=click.echo)
+        log_file = settings.logs_dir / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
+        click.echo(f"{len(months)} month(s): {months[0]} .. {months[-1]}; details in {log_file}")
+        runs = run_months(defs, MONTHLY_JOB, months, instance, echo=click.echo, log_file=log_file)
     import psycopg
 
     with psycopg.connect(url) as conn:

@@ -10,9 +10,9 @@ from .settings import Settings
 # Two runs at a time fit two cores; pools serialise what must not overlap (dbt builds).
 DAGSTER_YAML = """\
 # Written by streamflow; edit freely, it is not overwritten once present.
-run_queue:
-  max_concurrent_runs: 2
 concurrency:
+  runs:
+    max_concurrent_runs: 2
   pools:
     default_limit: 1
 telemetry:

@@ -7,7 +7,8 @@ the CLI runs shows in `dagster dev` with its logs, metadata and checks.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,12 +60,18 @@ def select_months(months: list[str], window: str | None) -> list[str]:
     return chosen
 
 
+# The terminal gets one line per month; every event and dbt's own output stay in the
+# run's logs in the UI and in the log file the CLI names.
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
 def run_months(
     defs: dg.Definitions,
     job_name: str,
     months: list[str],
     instance: dg.DagsterInstance,
     echo: Callable[[str], None] = print,
+    log_file: Path | None = None,
 ) -> list[MonthRun]:
     """One run per month, in order (a backfill that never races on the same tables)."""
     instance.add_dynamic_partitions(AS_OF_PARTITIONS.name, months)
@@ -73,9 +80,13 @@ def run_months(
     for i, as_of in enumerate(months, start=1):
         echo(f"[{i}/{len(months)}] {as_of}: materializing ...")
         started = time.monotonic()
-        result = job.execute_in_process(
-            partition_key=as_of, instance=instance, raise_on_error=False
-        )
+        with _output_to(log_file):
+            result = job.execute_in_process(
+                partition_key=as_of,
+                instance=instance,
+                raise_on_error=False,
+                run_config=QUIET_RUN_CONFIG if log_file else None,
+            )
         month = MonthRun(
             as_of=as_of,
             run_id=result.run_id,
@@ -100,6 +111,17 @@ def run_months(
             echo(f"    check failed: {check}")
         results.append(month)
     return results
+
+
+@contextmanager
+def _output_to(log_file: Path | None) -> Iterator[None]:
+    """Send what runs print (dbt's lines, Dagster's console log) to `log_file`."""
+    if log_file is None:
+        yield
+        return
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "a") as fh, redirect_stdout(fh), redirect_stderr(fh):
+        yield
 
 
 def _root_message(error) -> str:
