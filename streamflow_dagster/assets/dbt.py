@@ -1,5 +1,6 @@
 """dbt staging views and monthly snapshot marts, as partitioned Dagster assets."""
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -35,35 +36,47 @@ _PARSE_ENV_DEFAULTS = {
 }
 
 
-def ensure_manifest(project: DbtProject = DBT_PROJECT) -> None:
-    """Parse the dbt project when the manifest is missing or older than a project file."""
+def _manifest_is_fresh(project: DbtProject) -> bool:
     manifest = project.manifest_path
-    if manifest.exists():
-        newest = max(
-            p.stat().st_mtime
-            for p in project.project_dir.rglob("*")
-            if p.suffix in {".sql", ".yml", ".md"}
-            and "target" not in p.parts
-            and "logs" not in p.parts
-        )
-        if manifest.stat().st_mtime >= newest:
-            return
-    env = {**_PARSE_ENV_DEFAULTS, **os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    subprocess.run(
-        [
-            DBT_EXECUTABLE,
-            "parse",
-            "--quiet",
-            "--project-dir",
-            str(project.project_dir),
-            "--profiles-dir",
-            str(project.profiles_dir),
-            "--target-path",
-            str(project.target_path),
-        ],
-        env=env,
-        check=True,
+    if not manifest.exists():
+        return False
+    newest = max(
+        p.stat().st_mtime
+        for p in project.project_dir.rglob("*")
+        if p.suffix in {".sql", ".yml", ".md"} and not {"target", "logs"} & set(p.parts)
     )
+    return manifest.stat().st_mtime >= newest
+
+
+def ensure_manifest(project: DbtProject = DBT_PROJECT) -> None:
+    """Parse the dbt project when the manifest is missing or older than a project file.
+
+    Every Dagster process imports this module (code server, runs, the CLI); a file lock
+    makes one of them parse while the others wait and then reuse its manifest.
+    """
+    if _manifest_is_fresh(project):
+        return
+    project.target_path.mkdir(parents=True, exist_ok=True)
+    with open(project.target_path / ".parse.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _manifest_is_fresh(project):
+            return
+        env = {**_PARSE_ENV_DEFAULTS, **os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+        subprocess.run(
+            [
+                DBT_EXECUTABLE,
+                "parse",
+                "--quiet",
+                "--project-dir",
+                str(project.project_dir),
+                "--profiles-dir",
+                str(project.profiles_dir),
+                "--target-path",
+                str(project.target_path),
+            ],
+            env=env,
+            check=True,
+        )
 
 
 class StreamflowTranslator(DagsterDbtTranslator):

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+
 import dagster as dg
 import psycopg
 import pytest
 
+from streamflow_dagster.assets.dbt import DBT_EXECUTABLE, DBT_PROJECT
 from streamflow_dagster.definitions import MONTHLY_JOB, build_definitions, defs
 from streamflow_dagster.demo_data import generate_landing
+from streamflow_dagster.lib.dbt_args import unit_test_invocations
 from streamflow_dagster.resources import LandingResource, WarehouseResource
 from streamflow_dagster.runner import run_months
 from streamflow_dagster.summary import MART_TABLES
@@ -71,3 +76,32 @@ def test_two_months_end_to_end_and_idempotent_rerun(graph):
         rerun = run_months(definitions, MONTHLY_JOB, MONTHS[:1], instance, echo=lambda _: None)
         assert rerun[0].success
         assert {m: mart_checksums(url, m) for m in MONTHS} == first
+
+
+def test_dbt_unit_tests_pass(database_url):
+    """The YAML unit tests of the dbt project (SQL logic), run by real dbt on PostgreSQL."""
+    from streamflow_dagster.db import connection_env
+    from streamflow_dagster.landing.load import ensure_raw_schema
+
+    with psycopg.connect(database_url) as conn:
+        ensure_raw_schema(conn)  # unit tests compile against the real source relations
+    env = {**os.environ, **connection_env(database_url), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    project = str(DBT_PROJECT.project_dir)
+    for args in unit_test_invocations():
+        done = subprocess.run(
+            [
+                DBT_EXECUTABLE,
+                *args,
+                "--project-dir",
+                project,
+                "--profiles-dir",
+                project,
+                "--target-path",
+                str(DBT_PROJECT.target_path / "pytest-unit"),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stdout[-3000:]
+    assert "PASS=5 " in done.stdout  # all five unit tests ran and passed

@@ -12,6 +12,7 @@ def test_build_args_scopes_dbt_to_the_month():
     assert args[0] == "build" and json.loads(args[args.index("--vars") + 1]) == {
         "as_of": "2024-02-29"
     }
+    assert args[args.index("--exclude") + 1] == "test_type:unit"
 
 
 @pytest.mark.parametrize("key", ["2024-02-28", "2024-13-31", "January", "2024-01-30"])
