@@ -7,12 +7,15 @@ back, so the previous contents of that month stay exactly as they were.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import pandas as pd
 import psycopg
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 from psycopg import sql
 
 from .contract import (
@@ -141,15 +144,24 @@ def _previous_rows(conn: psycopg.Connection, table: LandingTable, as_of: date) -
     return count if has_previous else None
 
 
-def _replace_rows(conn, table: LandingTable, as_of: date, accepted: pd.DataFrame) -> None:
+def _replace_rows(conn, table: LandingTable, as_of: date, accepted: pa.Table) -> None:
     target = sql.Identifier(RAW_SCHEMA, table.name)
     conn.execute(sql.SQL("delete from {} where as_of = %s").format(target), (as_of,))
-    frame = accepted.copy()
-    frame.insert(0, "as_of", as_of.isoformat())
-    columns = sql.SQL(", ").join(sql.Identifier(c) for c in frame.columns)
-    _copy_frame(
-        conn, sql.SQL("copy {} ({}) from stdin with (format csv)").format(target, columns), frame
-    )
+    if accepted.num_rows == 0:
+        return
+    rows = accepted.add_column(0, "as_of", pa.array([as_of] * accepted.num_rows, pa.date32()))
+    columns = sql.SQL(", ").join(sql.Identifier(c) for c in rows.column_names)
+    statement = sql.SQL("copy {} ({}) from stdin with (format csv)").format(target, columns)
+    with conn.cursor().copy(statement) as copy:
+        for start in range(0, rows.num_rows, COPY_CHUNK_ROWS):
+            buffer = io.BytesIO()
+            # Nulls are written as empty unquoted fields, which COPY csv reads as NULL.
+            pa_csv.write_csv(
+                rows.slice(start, COPY_CHUNK_ROWS),
+                buffer,
+                pa_csv.WriteOptions(include_header=False),
+            )
+            copy.write(buffer.getvalue())
 
 
 def _replace_quarantine(conn, table: LandingTable, as_of: date, rejections: pd.DataFrame) -> None:

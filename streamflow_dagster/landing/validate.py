@@ -5,24 +5,40 @@ Every data row either comes out typed in `ParsedFile.accepted` or goes to
 column and the value; nothing is dropped or coerced silently. Whole-file problems that
 leave nothing to load row by row (not UTF-8, duplicate header names) raise
 `LandingFileError`, so the month is not touched at all.
+
+Parsing and the checks run in Arrow (C++), so a million-row file takes seconds; Python
+only builds the reason strings of the rows that fail. Line numbers are physical lines
+(header = 1); a quoted field spanning lines is not part of the contract and is rejected.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 
 from .contract import FALSE_WORDS, TRUE_WORDS, Column, Kind, LandingTable
 
 REJECTION_COLUMNS = ["line_number", "raw_record", "reason"]
 _INT_PATTERN = r"^[+-]?\d{1,18}$"  # 18 digits always fit PostgreSQL's bigint
+_ANY_INT_PATTERN = r"^[+-]?\d+$"
 _NUM_PATTERN = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
 _DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+_ARROW_TYPES = {
+    Kind.INT: pa.int64(),
+    Kind.NUM: pa.float64(),
+    Kind.BOOL: pa.bool_(),
+    Kind.DATE: pa.date32(),
+    Kind.TEXT: pa.string(),
+}
 
 
 class LandingFileError(ValueError):
@@ -33,7 +49,7 @@ class LandingFileError(ValueError):
 class ParsedFile:
     table: LandingTable
     path: Path
-    accepted: pd.DataFrame  # typed, contract columns in contract order
+    accepted: pa.Table  # typed, contract columns in contract order
     rejections: pd.DataFrame  # line_number, raw_record, reason
     rows_read: int  # data records found (accepted + rejected)
     missing_columns: list[str] = field(default_factory=list)
@@ -44,41 +60,77 @@ class ParsedFile:
         return len(self.rejections) / self.rows_read if self.rows_read else 0.0
 
 
+class _Reasons:
+    """Reasons per row index, collected only for the rows that fail."""
+
+    def __init__(self) -> None:
+        self.by_row: dict[int, list[str]] = defaultdict(list)
+
+    def add(self, rows: np.ndarray, reasons: list[str] | str) -> None:
+        if isinstance(reasons, str):
+            reasons = [reasons] * len(rows)
+        for row, reason in zip(rows.tolist(), reasons, strict=True):
+            self.by_row[row].append(reason)
+
+    def failing(self) -> np.ndarray:
+        return np.fromiter(self.by_row, dtype=np.int64, count=len(self.by_row))
+
+
 def _record_text(fields: list[str]) -> str:
     buf = io.StringIO()
     csv.writer(buf, lineterminator="").writerow(fields)
     return buf.getvalue()
 
 
-def _read_records(path: Path) -> tuple[list[str] | None, list[tuple[int, list[str]]]]:
-    """Header and (first line number, fields) of every non-blank record.
+def _read_header(path: Path) -> list[str] | None:
+    with open(path, encoding="utf-8-sig", newline="", errors="replace") as fh:
+        return next(csv.reader(fh), None)
 
-    utf-8-sig drops a byte-order mark; newline="" lets csv handle CRLF and quoted newlines.
-    """
-    records: list[tuple[int, list[str]]] = []
+
+def _file_error(path: Path, err: Exception) -> LandingFileError:
+    """Why Arrow could not read the file: bad UTF-8 (with its line and byte) or else."""
+    data = path.read_bytes()
     try:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            reader = csv.reader(fh, strict=True)
-            header = next(reader, None)
-            line = reader.line_num
-            for fields in reader:
-                start, line = line + 1, reader.line_num
-                if fields:  # a blank line holds no record
-                    records.append((start, fields))
+        data.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise LandingFileError(
-            f"{path}: not valid UTF-8 at byte {err.start} ({err.reason}); "
+        line = data.count(b"\n", 0, err.start) + 1
+        return LandingFileError(
+            f"{path}, line {line}: not valid UTF-8 at byte {err.start} ({err.reason}); "
             "re-export the file as UTF-8"
-        ) from err
-    except csv.Error as err:
-        raise LandingFileError(
-            f"{path}, line {reader.line_num}: malformed CSV ({err}); fix the quoting there"
-        ) from err
-    return header, records
+        )
+    return LandingFileError(f"{path}: malformed CSV ({err})")
+
+
+def _read_table(path: Path, names: list[str]) -> tuple[pa.Table, list[tuple[int, str, int]]]:
+    """All fields as strings, plus (line, text, field count) of rows of the wrong width."""
+    ragged: list[tuple[int, str, int]] = []
+
+    def on_ragged(row) -> str:
+        ragged.append((row.number, row.text, row.actual_columns))
+        return "skip"
+
+    try:
+        table = pa_csv.read_csv(
+            path,
+            read_options=pa_csv.ReadOptions(
+                use_threads=False, skip_rows=1, column_names=names, block_size=1 << 24
+            ),
+            parse_options=pa_csv.ParseOptions(
+                invalid_row_handler=on_ragged, ignore_empty_lines=False
+            ),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={n: pa.string() for n in names},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid as err:
+        raise _file_error(path, err) from err
+    return table, ragged  # Arrow's row numbers are physical lines, the header being 1
 
 
 def parse_landing_file(path: Path, table: LandingTable) -> ParsedFile:
-    header, records = _read_records(path)
+    header = _read_header(path)
     if header is None:
         rejections = pd.DataFrame(
             [(1, "", f"{table.file} is empty: expected a header row with {table.column_names}")],
@@ -100,142 +152,165 @@ def parse_landing_file(path: Path, table: LandingTable) -> ParsedFile:
     missing = [c for c in table.column_names if c not in names]
     extra = [n for n in names if n not in table.column_names]
 
-    if not records:
+    fields, ragged = _read_table(path, names)
+    # Physical line of every parsed row: all lines after the header but the ragged ones.
+    total = fields.num_rows + len(ragged)
+    ragged_lines = np.array([r[0] for r in ragged], dtype=np.int64)
+    lines = np.setdiff1d(np.arange(2, total + 2, dtype=np.int64), ragged_lines)
+
+    blank = _all_blank(fields)  # a blank line holds no record
+    if blank.any():
+        fields, lines = fields.filter(pa.array(~blank)), lines[~blank]
+
+    rows_read = fields.num_rows + len(ragged)
+    if rows_read == 0:
         rejections = pd.DataFrame(
             [(1, _record_text(header), f"{table.file} has a header but no data rows")],
             columns=REJECTION_COLUMNS,
         )
         return ParsedFile(table, path, _empty_typed(table), rejections, 1, missing, extra)
 
-    lines = np.fromiter((r[0] for r in records), dtype=np.int64, count=len(records))
-    width = len(names)
-    reasons = pd.Series("", index=range(len(records)), dtype=object)
-    ragged = np.fromiter((len(r[1]) != width for r in records), dtype=bool, count=len(records))
-    if ragged.any():
-        for i in np.flatnonzero(ragged):
-            found = len(records[i][1])
-            reasons[i] = f"expected {width} fields as in the header, found {found}" + (
-                " (truncated line?)" if found < width else ""
-            )
+    reasons = _Reasons()
     if missing:
-        reasons[~ragged] = f"missing required column(s): {', '.join(missing)}"
-
-    well_formed = [
-        r[1] if not bad else [""] * width for r, bad in zip(records, ragged, strict=True)
-    ]
-    frame = pd.DataFrame(well_formed, columns=names, dtype=object)
-    del well_formed
-    present = [c for c in table.columns if c.name in names]
-    typed = {}
-    for column in present:
-        raw = frame[column.name].str.strip()
-        values, problems = _check_column(column, raw)
-        typed[column.name] = values
-        _add_reasons(reasons, problems, ~ragged)
-
-    valid = (reasons == "").to_numpy()
+        reasons.add(np.arange(fields.num_rows), f"missing required column(s): {', '.join(missing)}")
+    typed: dict[str, pa.Array] = {}
+    for column in table.columns:
+        if column.name in names:
+            typed[column.name] = _check_column(column, fields.column(column.name), reasons)
     if not missing:
-        _flag_duplicates(frame, typed, table, lines, valid, reasons)
-        valid = (reasons == "").to_numpy()
+        _flag_duplicates(fields, table, lines, reasons)
 
-    rejected_idx = np.flatnonzero(~valid)
-    rejections = pd.DataFrame(
-        {
-            "line_number": lines[rejected_idx],
-            "raw_record": [_record_text(records[i][1]) for i in rejected_idx],
-            "reason": reasons.iloc[rejected_idx].to_numpy(),
-        },
-        columns=REJECTION_COLUMNS,
-    )
+    failing = reasons.failing()
+    rejected = [
+        (
+            int(lines[i]),
+            _record_text([fields.column(n)[i].as_py() for n in names]),
+            "; ".join(reasons.by_row[i]),
+        )
+        for i in failing.tolist()
+    ]
+    width = len(names)
+    rejected += [
+        (
+            line,
+            text,
+            f"expected {width} fields as in the header, found {count}"
+            + (" (truncated line?)" if count < width else ""),
+        )
+        for line, text, count in ragged
+    ]
+    rejections = pd.DataFrame(sorted(rejected), columns=REJECTION_COLUMNS)
+
     if missing:
         accepted = _empty_typed(table)
     else:
-        accepted = pd.DataFrame({c.name: typed[c.name][valid] for c in table.columns})
-        accepted = accepted.reset_index(drop=True)
-    return ParsedFile(table, path, accepted, rejections, len(records), missing, extra)
+        keep = np.ones(fields.num_rows, dtype=bool)
+        keep[failing] = False
+        accepted = pa.table({c.name: typed[c.name] for c in table.columns}).filter(pa.array(keep))
+    return ParsedFile(table, path, accepted, rejections, rows_read, missing, extra)
 
 
-def _add_reasons(reasons: pd.Series, problems: pd.Series, applicable: np.ndarray) -> None:
-    has = (problems != "").to_numpy() & applicable
-    if not has.any():
-        return
-    current = reasons[has]
-    reasons[has] = np.where(current == "", problems[has], current + "; " + problems[has])
+def _all_blank(fields: pa.Table) -> np.ndarray:
+    blank = None
+    for column in fields.columns:
+        empty = pc.equal(column, "")
+        blank = empty if blank is None else pc.and_(blank, empty)
+    return _np_mask(blank)
 
 
-def _check_column(column: Column, raw: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Typed values of one column and, per row, '' or the reason it breaks the contract."""
-    problems = pd.Series("", index=raw.index, dtype=object)
-    blank = raw == ""
+def _np_mask(mask) -> np.ndarray:
+    return np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _check_column(column: Column, raw_field: pa.ChunkedArray, reasons: _Reasons) -> pa.Array:
+    """Typed values of one column; rows that break the contract get a reason naming it."""
+    raw = pc.utf8_trim_whitespace(raw_field)
+    blank = _np_mask(pc.equal(raw, ""))
+    flagged = np.zeros(len(raw), dtype=bool)
     name = column.name
 
-    def flag(mask: pd.Series, what: str) -> None:
-        mask = mask & (problems == "")
-        if mask.any():
-            problems[mask] = [f"{name}: {v!r} {what}" for v in raw[mask]]
+    def flag(mask: np.ndarray, what: str) -> None:
+        mask = mask & ~flagged
+        rows = np.flatnonzero(mask)
+        if len(rows):
+            values = raw.take(pa.array(rows)).to_pylist()
+            reasons.add(rows, [f"{name}: {v!r} {what}" for v in values])
+            flagged[rows] = True
 
     if not column.nullable:
-        problems[blank] = f"{name}: blank but required"
-
+        rows = np.flatnonzero(blank)
+        if len(rows):
+            reasons.add(rows, f"{name}: blank but required")
+            flagged[rows] = True
     filled = ~blank
+
     if column.kind is Kind.INT:
-        ok = raw.str.fullmatch(_INT_PATTERN)
-        flag(filled & ~ok & raw.str.fullmatch(r"[+-]?\d+"), "is out of range for an integer")
-        flag(filled & ~ok, "is not an integer")
-        values = pd.to_numeric(raw.where(ok & filled), errors="coerce").astype("Int64")
-    elif column.kind is Kind.NUM:
-        ok = raw.str.fullmatch(_NUM_PATTERN)
-        flag(filled & ~ok, "is not a number")
-        values = pd.to_numeric(raw.where(ok & filled), errors="coerce").astype("float64")
-        flag(pd.Series(np.isinf(values), index=raw.index), "is out of range for a number")
-    elif column.kind is Kind.BOOL:
-        lowered = raw.str.lower()
-        is_true, is_false = lowered.isin(TRUE_WORDS), lowered.isin(FALSE_WORDS)
-        flag(filled & ~(is_true | is_false), "is not a boolean (true/false, yes/no, 1/0)")
-        values = pd.Series(pd.NA, index=raw.index, dtype="boolean")
-        values[is_true] = True
-        values[is_false] = False
-    elif column.kind is Kind.DATE:
-        parsed = pd.to_datetime(
-            raw.where(raw.str.fullmatch(_DATE_PATTERN)), errors="coerce", format="%Y-%m-%d"
+        ok = _np_mask(pc.match_substring_regex(raw, _INT_PATTERN))
+        flag(
+            filled & ~ok & _np_mask(pc.match_substring_regex(raw, _ANY_INT_PATTERN)),
+            "is out of range for an integer",
         )
-        flag(filled & parsed.isna(), "is not a date (YYYY-MM-DD)")
-        values = parsed.dt.date
+        flag(filled & ~ok, "is not an integer")
+        values = pc.cast(pc.if_else(pa.array(ok & filled), raw, None), pa.int64())
+    elif column.kind is Kind.NUM:
+        ok = _np_mask(pc.match_substring_regex(raw, _NUM_PATTERN))
+        flag(filled & ~ok, "is not a number")
+        values = pc.cast(pc.if_else(pa.array(ok & filled), raw, None), pa.float64())
+        flag(_np_mask(pc.is_inf(values)), "is out of range for a number")
+    elif column.kind is Kind.BOOL:
+        lowered = pc.utf8_lower(raw)
+        is_true = _np_mask(pc.is_in(lowered, pa.array(sorted(TRUE_WORDS))))
+        is_false = _np_mask(pc.is_in(lowered, pa.array(sorted(FALSE_WORDS))))
+        flag(filled & ~(is_true | is_false), "is not a boolean (true/false, yes/no, 1/0)")
+        values = pc.if_else(pa.array(is_true), True, pc.if_else(pa.array(is_false), False, None))
+    elif column.kind is Kind.DATE:
+        shaped = pc.if_else(pc.match_substring_regex(raw, _DATE_PATTERN), raw, None)
+        parsed = pc.strptime(shaped, format="%Y-%m-%d", unit="s", error_is_null=True)
+        # strptime rolls 2024-02-30 over to March; a real date prints back as itself.
+        real = _np_mask(pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), raw))
+        flag(filled & ~real, "is not a date (YYYY-MM-DD)")
+        values = pc.cast(pc.if_else(pa.array(real), parsed, None), pa.date32())
     else:
         values = raw
         if column.accepted:
-            flag(
-                filled & ~raw.str.lower().isin(column.accepted),
-                f"is not one of {', '.join(column.accepted)}",
-            )
+            known = _np_mask(pc.is_in(pc.utf8_lower(raw), pa.array(column.accepted)))
+            flag(filled & ~known, f"is not one of {', '.join(column.accepted)}")
 
     if column.non_negative and column.kind in (Kind.INT, Kind.NUM):
-        flag(values.lt(0).fillna(False).astype(bool), "is negative")
-    return values, problems
+        flag(_np_mask(pc.less(values, 0)), "is negative")
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
-def _flag_duplicates(frame, typed, table, lines, valid, reasons) -> None:
+def _flag_duplicates(
+    fields: pa.Table, table: LandingTable, lines: np.ndarray, reasons: _Reasons
+) -> None:
     """Identical repeats: keep the first, reject the others. Conflicts: reject them all."""
-    key = typed["user_id"]
-    candidate = valid & (key != "").to_numpy()
-    dup_mask = key[candidate].duplicated(keep=False)
-    if not dup_mask.any():
+    user_ids = pc.utf8_trim_whitespace(fields.column("user_id")).to_pandas()
+    dup = user_ids.duplicated(keep=False).to_numpy() & (user_ids != "").to_numpy()
+    if not dup.any():
         return
-    idx = np.flatnonzero(candidate)[dup_mask.to_numpy()]
-    rows = frame.iloc[idx][table.column_names].apply(lambda s: s.str.strip())
-    for user_id, group in rows.groupby(rows["user_id"], sort=False):
-        group_lines = lines[group.index.to_numpy()]
-        if (group.drop(columns="user_id").nunique(dropna=False) <= 1).all():
-            first = group_lines[0]
-            for i in group.index[1:]:
-                reasons[i] = f"user_id: {user_id!r} duplicates line {first} (identical record)"
+    rows = np.flatnonzero(dup)
+    records = {
+        i: tuple(fields.column(c)[i].as_py().strip() for c in table.column_names)
+        for i in rows.tolist()
+    }
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i in rows.tolist():
+        groups[records[i][0]].append(i)
+    for user_id, members in groups.items():
+        if len({records[i] for i in members}) == 1:
+            first = lines[members[0]]
+            reasons.add(
+                np.array(members[1:]),
+                f"user_id: {user_id!r} duplicates line {first} (identical record)",
+            )
         else:
-            listed = ", ".join(str(n) for n in group_lines)
-            for i in group.index:
-                reasons[i] = (
-                    f"user_id: {user_id!r} appears on lines {listed} with conflicting values"
-                )
+            listed = ", ".join(str(lines[i]) for i in members)
+            reasons.add(
+                np.array(members),
+                f"user_id: {user_id!r} appears on lines {listed} with conflicting values",
+            )
 
 
-def _empty_typed(table: LandingTable) -> pd.DataFrame:
-    return pd.DataFrame({c.name: pd.Series(dtype=object) for c in table.columns})
+def _empty_typed(table: LandingTable) -> pa.Table:
+    return pa.table({c.name: pa.array([], type=_ARROW_TYPES[c.kind]) for c in table.columns})

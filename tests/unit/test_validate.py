@@ -47,14 +47,14 @@ def reasons(parsed) -> list[str]:
 def test_clean_file_is_typed(tmp_path):
     parsed = parse(tmp_path, f"{SUBS_HEADER}\n{subs_row()}\n{subs_row('u2')}\n")
     assert len(parsed.accepted) == 2 and parsed.rejections.empty
-    row = parsed.accepted.iloc[0]
+    row = parsed.accepted.to_pandas().iloc[0]
     assert row["months_active"] == 3 and row["monthly_fee"] == pytest.approx(29.85)
     assert bool(row["plan_stream_tv"]) is True and bool(row["plan_stream_movies"]) is False
 
 
 def test_empty_file_is_one_rejection(tmp_path):
     parsed = parse(tmp_path, "")
-    assert parsed.accepted.empty
+    assert parsed.accepted.num_rows == 0
     assert reasons(parsed) == [
         f"subscriptions.csv is empty: expected a header row with {SUBS.column_names}"
     ]
@@ -63,7 +63,7 @@ def test_empty_file_is_one_rejection(tmp_path):
 
 def test_header_only_file(tmp_path):
     parsed = parse(tmp_path, SUBS_HEADER + "\n")
-    assert parsed.accepted.empty
+    assert parsed.accepted.num_rows == 0
     assert reasons(parsed) == ["subscriptions.csv has a header but no data rows"]
 
 
@@ -72,7 +72,7 @@ def test_missing_required_column_rejects_every_row(tmp_path):
     row = subs_row().replace(",29.85", "")
     parsed = parse(tmp_path, f"{header}\n{row}\n{row.replace('u1', 'u2')}\n")
     assert parsed.missing_columns == ["monthly_fee"]
-    assert parsed.accepted.empty
+    assert parsed.accepted.num_rows == 0
     assert reasons(parsed) == ["missing required column(s): monthly_fee"] * 2
     assert list(parsed.rejections["line_number"]) == [2, 3]
 
@@ -81,12 +81,12 @@ def test_extra_column_is_ignored_and_reported(tmp_path):
     parsed = parse(tmp_path, f"{SUBS_HEADER},coupon\n{subs_row()},X1\n")
     assert parsed.extra_columns == ["coupon"]
     assert len(parsed.accepted) == 1 and parsed.rejections.empty
-    assert "coupon" not in parsed.accepted.columns
+    assert "coupon" not in parsed.accepted.column_names
 
 
 def test_identical_duplicate_keeps_first(tmp_path):
     parsed = parse(tmp_path, f"{SUBS_HEADER}\n{subs_row()}\n{subs_row('u2')}\n{subs_row()}\n")
-    assert list(parsed.accepted["user_id"]) == ["u1", "u2"]
+    assert list(parsed.accepted.to_pandas()["user_id"]) == ["u1", "u2"]
     assert reasons(parsed) == ["user_id: 'u1' duplicates line 2 (identical record)"]
     assert list(parsed.rejections["line_number"]) == [4]
 
@@ -94,7 +94,7 @@ def test_identical_duplicate_keeps_first(tmp_path):
 def test_conflicting_duplicates_are_all_rejected(tmp_path):
     text = f"{SUBS_HEADER}\n{subs_row()}\n{subs_row('u2')}\n{subs_row(monthly_fee='99.00')}\n"
     parsed = parse(tmp_path, text)
-    assert list(parsed.accepted["user_id"]) == ["u2"]
+    assert list(parsed.accepted.to_pandas()["user_id"]) == ["u2"]
     assert reasons(parsed) == ["user_id: 'u1' appears on lines 2, 4 with conflicting values"] * 2
 
 
@@ -123,7 +123,7 @@ def test_conflicting_duplicates_are_all_rejected(tmp_path):
 )
 def test_bad_values_are_rejected_with_column_and_value(tmp_path, row, reason):
     parsed = parse(tmp_path, f"{SUBS_HEADER}\n{subs_row('ok')}\n{row}\n")
-    assert list(parsed.accepted["user_id"]) == ["ok"]
+    assert list(parsed.accepted.to_pandas()["user_id"]) == ["ok"]
     assert reasons(parsed) == [reason]
     assert list(parsed.rejections["line_number"]) == [3]
     assert parsed.rejections["raw_record"].iloc[0] == row
@@ -139,7 +139,7 @@ def test_several_problems_in_one_row_are_all_named(tmp_path):
 def test_blank_total_paid_is_accepted_as_null(tmp_path):
     parsed = parse(tmp_path, f"{SUBS_HEADER}\n{subs_row(months_active='0', total_paid='')}\n")
     assert parsed.rejections.empty
-    assert parsed.accepted["total_paid"].isna().all()
+    assert parsed.accepted.to_pandas()["total_paid"].isna().all()
 
 
 @pytest.mark.parametrize(
@@ -149,13 +149,13 @@ def test_blank_total_paid_is_accepted_as_null(tmp_path):
 def test_boolean_spellings_are_accepted(tmp_path, text, expected):
     parsed = parse(tmp_path, f"{SUBS_HEADER}\n{subs_row(tv=text)}\n")
     assert parsed.rejections.empty
-    assert bool(parsed.accepted["plan_stream_tv"].iloc[0]) is expected
+    assert bool(parsed.accepted.to_pandas()["plan_stream_tv"].iloc[0]) is expected
 
 
 def test_bom_and_crlf_are_accepted(tmp_path):
     text = "\ufeff" + f"{SUBS_HEADER}\r\n{subs_row()}\r\n{subs_row('u2')}\r\n"
     parsed = parse(tmp_path, text.encode("utf-8"))
-    assert parsed.rejections.empty and list(parsed.accepted["user_id"]) == ["u1", "u2"]
+    assert parsed.rejections.empty and list(parsed.accepted.to_pandas()["user_id"]) == ["u1", "u2"]
     assert parsed.missing_columns == []
 
 
@@ -163,14 +163,15 @@ def test_quoted_field_with_comma_is_accepted(tmp_path):
     header = ",".join(USERS.column_names)
     text = f'{header}\n"u,1",2024-01-02,female,no,yes,no\n'
     parsed = parse(tmp_path, text, USERS)
-    assert parsed.rejections.empty and list(parsed.accepted["user_id"]) == ["u,1"]
+    assert parsed.rejections.empty and list(parsed.accepted.to_pandas()["user_id"]) == ["u,1"]
 
 
 def test_truncated_last_line_is_rejected(tmp_path):
     parsed = parse(tmp_path, f"{SUBS_HEADER}\n{subs_row()}\nu2,4,true,fal")
-    assert list(parsed.accepted["user_id"]) == ["u1"]
+    assert list(parsed.accepted.to_pandas()["user_id"]) == ["u1"]
     assert reasons(parsed) == ["expected 13 fields as in the header, found 4 (truncated line?)"]
     assert parsed.rejections["raw_record"].iloc[0] == "u2,4,true,fal"
+    assert list(parsed.rejections["line_number"]) == [3]
 
 
 def test_invalid_date_is_rejected(tmp_path):
@@ -180,7 +181,7 @@ def test_invalid_date_is_rejected(tmp_path):
 
 
 def test_not_utf8_raises_with_file_and_byte(tmp_path):
-    with pytest.raises(LandingFileError, match=r"subscriptions.csv: not valid UTF-8 at byte"):
+    with pytest.raises(LandingFileError, match=r"subscriptions.csv, line 2: not valid UTF-8"):
         parse(tmp_path, f"{SUBS_HEADER}\n".encode() + b"u\xff1,1\n")
 
 
@@ -196,3 +197,10 @@ def test_integer_too_large_for_bigint_is_rejected(tmp_path):
     assert reasons(parsed) == [
         "months_active: '99999999999999999999' is out of range for an integer"
     ]
+
+
+def test_line_numbers_after_a_ragged_row(tmp_path):
+    text = f"{SUBS_HEADER}\n{subs_row()}\nu2,1\n{subs_row('u3')}\n{subs_row('u4', tv='x')}\n"
+    parsed = parse(tmp_path, text)
+    assert list(parsed.rejections["line_number"]) == [3, 5]
+    assert list(parsed.accepted.to_pandas()["user_id"]) == ["u1", "u3"]
