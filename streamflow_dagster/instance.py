@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
 
@@ -20,11 +21,26 @@ telemetry:
 """
 
 
-def ensure_dagster_home(settings: Settings) -> Path:
-    """Point DAGSTER_HOME at the state folder (unless set) and give it a dagster.yaml."""
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home)))
+def init_instance(home: Path) -> Path:
+    """Write dagster.yaml if missing and create the instance's storage, once.
+
+    Processes that open a brand-new instance at the same moment race on its schema
+    migrations; the first one creates it under a file lock, the others find it ready.
+    """
     home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(DAGSTER_YAML)
+    with open(home / ".init.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        config = home / "dagster.yaml"
+        if not config.exists():
+            config.write_text(DAGSTER_YAML)
+        import dagster as dg
+
+        with dg.DagsterInstance.from_config(str(home)):
+            pass
     return home
+
+
+def ensure_dagster_home(settings: Settings) -> Path:
+    """Point DAGSTER_HOME at the state folder (unless set) and make the instance ready."""
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home)))
+    return init_instance(home)
