@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 import tempfile
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -45,7 +46,12 @@ def run_size(users: int, work: Path) -> dict:
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("as_of", [AS_OF])
         for name, assets in (("ingestion", [landing_ingestion]), ("dbt", [dbt_models])):
-            with measured() as m:
+            with (
+                measured() as m,
+                open(work / "dagster.log", "a") as log,
+                redirect_stdout(log),
+                redirect_stderr(log),
+            ):
                 result = dg.materialize(
                     assets,
                     partition_key=AS_OF,

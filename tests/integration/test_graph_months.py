@@ -105,3 +105,29 @@ def test_dbt_unit_tests_pass(database_url):
         )
         assert done.returncode == 0, done.stdout[-3000:]
     assert "PASS=5 " in done.stdout  # all five unit tests ran and passed
+
+
+def test_high_reject_rate_stops_the_month_before_the_marts(graph, tmp_path):
+    """A blocking reject_rate failure keeps dbt from touching the month's marts."""
+    definitions, url = graph
+    month = MONTHS[0]
+    with dg.instance_for_test() as instance:
+        assert run_months(definitions, MONTHLY_JOB, [month], instance, echo=lambda _: None)[
+            0
+        ].success
+        before = mart_checksums(url, month)
+
+        subscriptions = tmp_path / "landing" / month / "subscriptions.csv"
+        lines = subscriptions.read_text().splitlines()
+        broken = [lines[0]] + [line.replace(",dsl,", ",satellite,") for line in lines[1:]]
+        subscriptions.write_text("\n".join(broken) + "\n")
+
+        run = run_months(definitions, MONTHLY_JOB, [month], instance, echo=lambda _: None)[0]
+        assert "raw_subscriptions / reject_rate (ERROR)" in run.failed_checks
+        dbt_steps = [
+            e.dagster_event.event_type_value
+            for e in instance.all_logs(run.run_id)
+            if e.dagster_event and e.step_key == "dbt_models"
+        ]
+        assert "STEP_START" not in dbt_steps  # blocked before dbt ran at all
+        assert mart_checksums(url, month) == before
