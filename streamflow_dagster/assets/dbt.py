@@ -56,8 +56,9 @@ def ensure_manifest(project: DbtProject = DBT_PROJECT) -> None:
     """
     if _manifest_is_fresh(project):
         return
-    project.target_path.mkdir(parents=True, exist_ok=True)
-    with open(project.target_path / ".parse.lock", "w") as lock:
+    target = project.manifest_path.parent  # DbtProject.target_path is relative
+    target.mkdir(parents=True, exist_ok=True)
+    with open(target / ".parse.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if _manifest_is_fresh(project):
             return
@@ -72,7 +73,7 @@ def ensure_manifest(project: DbtProject = DBT_PROJECT) -> None:
                 "--profiles-dir",
                 str(project.profiles_dir),
                 "--target-path",
-                str(project.target_path),
+                str(target),
             ],
             env=env,
             check=True,

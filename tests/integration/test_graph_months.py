@@ -97,7 +97,7 @@ def test_dbt_unit_tests_pass(database_url):
                 "--profiles-dir",
                 project,
                 "--target-path",
-                str(DBT_PROJECT.target_path / "pytest-unit"),
+                str(DBT_PROJECT.manifest_path.parent / "pytest-unit"),
             ],
             env=env,
             capture_output=True,
