@@ -8,9 +8,8 @@ from dagster_dbt import DbtCliResource
 from .assets.dbt import DBT_EXECUTABLE, DBT_PROJECT, dbt_models
 from .assets.landing import landing_ingestion
 from .resources import LandingResource, WarehouseResource
+from .sensors import MONTHLY_JOB, build_landing_sensor
 from .settings import load_settings
-
-MONTHLY_JOB = "streamflow_monthly"
 
 
 def build_resources() -> dict:
@@ -33,10 +32,12 @@ monthly_job = dg.define_asset_job(
 
 def build_definitions(**resource_overrides) -> dg.Definitions:
     """The code location; tests override resources (e.g. a fresh database) by key."""
+    resources = {**build_resources(), **resource_overrides}
     return dg.Definitions(
         assets=[landing_ingestion, dbt_models],
         jobs=[monthly_job],
-        resources={**build_resources(), **resource_overrides},
+        sensors=[build_landing_sensor(resources["landing"].folder)],
+        resources=resources,
     )
 
 
