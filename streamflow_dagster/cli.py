@@ -117,7 +117,7 @@ def _materialize(months_window: str | None, *, home_label: str) -> int:
 
     from .db import warehouse_url
     from .instance import ensure_dagster_home
-    from .runner import landed_months, run_months, select_months
+    from .runner import landed_months, run_months, run_setup, select_months
     from .summary import month_counts, render
 
     settings = load_settings()
@@ -139,11 +139,17 @@ def _materialize(months_window: str | None, *, home_label: str) -> int:
     )
     url = warehouse_url(settings)
     ensure_dagster_home(settings)
-    from .definitions import MONTHLY_JOB, defs
+    from .definitions import MONTHLY_JOB, SETUP_JOB, defs
 
     with dg.DagsterInstance.get() as instance:
         log_file = settings.logs_dir / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
         click.echo(f"{len(months)} month(s): {months[0]} .. {months[-1]}; details in {log_file}")
+        click.echo("Applying the Feast definitions (feature_repo/) ...")
+        setup = run_setup(defs, SETUP_JOB, instance, log_file=log_file)
+        if not setup.success:
+            raise click.ClickException(
+                f"Applying the Feast definitions failed (run {setup.run_id}); see {log_file}"
+            )
         runs = run_months(defs, MONTHLY_JOB, months, instance, echo=click.echo, log_file=log_file)
     import psycopg
 

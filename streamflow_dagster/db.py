@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
@@ -52,6 +52,8 @@ def connection_env(url: str) -> dict[str, str]:
         "STREAMFLOW_PG_USER": parts.username or "postgres",
         "STREAMFLOW_PG_PASSWORD": parts.password or "",
         "STREAMFLOW_PG_DBNAME": parts.path.lstrip("/") or WAREHOUSE_DB,
+        # Feast defaults to sslmode=require, which the embedded server (no SSL) refuses.
+        "STREAMFLOW_PG_SSLMODE": parse_qs(parts.query).get("sslmode", ["prefer"])[0],
     }
 
 

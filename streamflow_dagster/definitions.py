@@ -6,6 +6,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 
 from .assets.dbt import DBT_EXECUTABLE, DBT_PROJECT, dbt_models
+from .assets.features import FEATURE_ASSETS, FeastResource, feast_registry
 from .assets.landing import landing_ingestion
 from .resources import LandingResource, WarehouseResource
 from .sensors import MONTHLY_JOB, build_landing_sensor
@@ -20,13 +21,24 @@ def build_resources() -> dict:
         "warehouse": WarehouseResource(database_url=database_url, home=str(settings.home)),
         "landing": LandingResource(path=str(settings.landing_dir)),
         "dbt": DbtCliResource(project_dir=DBT_PROJECT, dbt_executable=DBT_EXECUTABLE),
+        "feast": FeastResource(),
     }
 
 
+# Assets that are not per month: applied once, before months that need them.
+SETUP_ASSETS = [feast_registry]
+SETUP_JOB = "streamflow_setup"
+
 monthly_job = dg.define_asset_job(
     MONTHLY_JOB,
-    selection=dg.AssetSelection.all(),
-    description="One month (AS_OF) through the whole graph: landing files to the marts.",
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*SETUP_ASSETS),
+    description="One month (AS_OF) through the whole graph: landing files to the marts, "
+    "online features and the training set.",
+)
+setup_job = dg.define_asset_job(
+    SETUP_JOB,
+    selection=dg.AssetSelection.assets(*SETUP_ASSETS),
+    description="What every month needs first: the Feast definitions applied.",
 )
 
 
@@ -34,8 +46,8 @@ def build_definitions(**resource_overrides) -> dg.Definitions:
     """The code location; tests override resources (e.g. a fresh database) by key."""
     resources = {**build_resources(), **resource_overrides}
     return dg.Definitions(
-        assets=[landing_ingestion, dbt_models],
-        jobs=[monthly_job],
+        assets=[landing_ingestion, dbt_models, *FEATURE_ASSETS],
+        jobs=[setup_job, monthly_job],
         sensors=[build_landing_sensor(resources["landing"].folder)],
         resources=resources,
     )

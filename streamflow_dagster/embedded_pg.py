@@ -43,6 +43,11 @@ SERVER_SETTINGS = {
     "maintenance_work_mem": "'512MB'",
     "max_wal_size": "'4GB'",
     "synchronous_commit": "off",
+    # No replicas: tables created and filled in one transaction (the online feature swap)
+    # then skip the WAL entirely.
+    "wal_level": "minimal",
+    "max_wal_senders": "0",
+    "timezone": "'UTC'",
     "logging_collector": "off",
 }
 

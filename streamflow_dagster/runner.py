@@ -65,6 +65,18 @@ def select_months(months: list[str], window: str | None) -> list[str]:
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
+def run_setup(
+    defs: dg.Definitions, job_name: str, instance: dg.DagsterInstance, log_file: Path | None = None
+) -> dg.ExecuteInProcessResult:
+    """Materialize what is not per month (the Feast registry) before the months."""
+    with _output_to(log_file):
+        return defs.resolve_job_def(job_name).execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config=QUIET_RUN_CONFIG if log_file else None,
+        )
+
+
 def run_months(
     defs: dg.Definitions,
     job_name: str,

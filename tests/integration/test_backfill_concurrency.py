@@ -18,10 +18,10 @@ import psycopg
 import pytest
 
 from streamflow_dagster.db import ensure_database
-from streamflow_dagster.definitions import MONTHLY_JOB, build_definitions
+from streamflow_dagster.definitions import MONTHLY_JOB, SETUP_JOB, build_definitions
 from streamflow_dagster.demo_data import generate_landing
 from streamflow_dagster.resources import LandingResource, WarehouseResource
-from streamflow_dagster.runner import run_months
+from streamflow_dagster.runner import run_months, run_setup
 from streamflow_dagster.summary import MART_TABLES
 
 from .helpers import table_checksum
@@ -72,6 +72,7 @@ def test_concurrent_months_equal_sequential_months(tmp_path, pg_server, database
         landing=LandingResource(path=str(landing)),
     )
     with dg.instance_for_test() as instance:
+        assert run_setup(definitions, SETUP_JOB, instance).success
         runs = run_months(definitions, MONTHLY_JOB, MONTHS, instance, echo=lambda _: None)
     assert all(r.success for r in runs)
 

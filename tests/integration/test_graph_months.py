@@ -10,11 +10,11 @@ import psycopg
 import pytest
 
 from streamflow_dagster.assets.dbt import DBT_EXECUTABLE, DBT_PROJECT
-from streamflow_dagster.definitions import MONTHLY_JOB, build_definitions, defs
+from streamflow_dagster.definitions import MONTHLY_JOB, SETUP_JOB, build_definitions, defs
 from streamflow_dagster.demo_data import generate_landing
 from streamflow_dagster.lib.dbt_args import unit_test_invocations
 from streamflow_dagster.resources import LandingResource, WarehouseResource
-from streamflow_dagster.runner import run_months
+from streamflow_dagster.runner import run_months, run_setup
 from streamflow_dagster.summary import MART_TABLES
 
 from .helpers import table_checksum
@@ -59,6 +59,7 @@ def test_definitions_load_with_lineage_from_raw_to_marts():
 def test_two_months_end_to_end_and_idempotent_rerun(graph):
     definitions, url = graph
     with dg.instance_for_test() as instance:
+        assert run_setup(definitions, SETUP_JOB, instance).success
         runs = run_months(definitions, MONTHLY_JOB, MONTHS, instance, echo=lambda _: None)
         assert all(r.success for r in runs), [r.failures for r in runs]
         assert not any(r.failed_checks for r in runs), [r.failed_checks for r in runs]
@@ -112,6 +113,7 @@ def test_high_reject_rate_stops_the_month_before_the_marts(graph, tmp_path):
     definitions, url = graph
     month = MONTHS[0]
     with dg.instance_for_test() as instance:
+        assert run_setup(definitions, SETUP_JOB, instance).success
         assert run_months(definitions, MONTHLY_JOB, [month], instance, echo=lambda _: None)[
             0
         ].success

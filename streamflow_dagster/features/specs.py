@@ -1,0 +1,81 @@
+"""What the fast SQL paths need to know about a feature view, read from the Feast registry.
+
+The online write and the training-set query are built from these specs, which are taken
+from the applied Feast objects, so they follow feature_repo/ without a copied list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from psycopg import sql
+
+from .store import feature_service
+
+if TYPE_CHECKING:
+    from feast import FeatureStore, FeatureView
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    name: str  # feature view name, e.g. subs_profile_fv
+    source: str  # Feast's FROM string: a table (marts.x) or a parenthesised query
+    timestamp_field: str  # e.g. as_of
+    join_key: str  # e.g. user_id
+    ttl: timedelta
+    features: tuple[tuple[str, str], ...]  # (feature name, Feast ValueType name), e.g. DOUBLE
+    online_table: str  # Feast's online table name: <project>_<view>
+
+    def source_sql(self) -> sql.Composable:
+        """The source as a FROM item (a query comes from our own repository, not from data)."""
+        if self.source.startswith("("):
+            return sql.SQL(self.source)
+        return sql.Identifier(*self.source.split("."))
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [name for name, _ in self.features]
+
+
+def view_spec(store: FeatureStore, view: FeatureView, fields=None) -> ViewSpec:
+    """The spec of `view`, restricted to `fields` (a service's projection) when given."""
+    from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import (
+        PostgreSQLSource,
+    )
+    from feast.infra.online_stores.helpers import compute_table_id
+
+    source = view.batch_source
+    if not isinstance(source, PostgreSQLSource):
+        raise TypeError(f"{view.name}: the SQL paths need a PostgreSQLSource, not {source!r}")
+    if len(view.join_keys) != 1:
+        raise NotImplementedError(f"{view.name}: the SQL paths support one join key")
+    return ViewSpec(
+        name=view.name,
+        source=source.get_table_query_string(),
+        timestamp_field=source.timestamp_field,
+        join_key=view.join_keys[0],
+        ttl=view.ttl or timedelta(0),
+        features=tuple(
+            (field.name, field.dtype.to_value_type().name) for field in (fields or view.features)
+        ),
+        online_table=compute_table_id(
+            store.project, view, store.config.registry.enable_online_feature_view_versioning
+        ),
+    )
+
+
+def online_views(store: FeatureStore) -> list[ViewSpec]:
+    """Every online feature view of the project, all its features (what materialize writes)."""
+    views = store.list_feature_views(allow_cache=False)
+    return [view_spec(store, view) for view in sorted(views, key=lambda v: v.name) if view.online]
+
+
+def service_views(store: FeatureStore, service_name: str) -> list[ViewSpec]:
+    """The views of a feature service, each with the features the service selects, in order."""
+    service = feature_service(store, service_name)
+    return [
+        view_spec(store, store.get_feature_view(projection.name), projection.features)
+        for projection in service.feature_view_projections
+    ]
