@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -192,6 +193,20 @@ def demo(users: int, months: int, seed: int) -> None:
             out=settings.landing_dir,
         )
     sys.exit(_materialize(None, home_label=str(settings.home)))
+
+
+# -- feast ---------------------------------------------------------------------------
+@main.command("feast-env")
+def feast_env_command() -> None:
+    """Print the exports that let `feast plan/apply/materialize` run in feature_repo/.
+
+    Use: eval "$(streamflow feast-env)" && cd feature_repo && feast plan
+    """
+    from .db import warehouse_url
+    from .features.store import feast_env
+
+    for name, value in feast_env(warehouse_url(load_settings())).items():
+        click.echo(f"export {name}={shlex.quote(value)}")
 
 
 # -- docs ------------------------------------------------------------------------------
