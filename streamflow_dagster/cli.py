@@ -104,11 +104,6 @@ def demo_data(users: int, months: int, seed: int, start: str, out: Path | None) 
     summaries = generate_landing(
         out, users=users, months=months, seed=seed, start=start, progress=click.echo
     )
-    for s in summaries:
-        click.echo(
-            f"  {s.as_of}: {s.users} users, {s.new_users} new, churn {s.churn_rate:.1%}"
-            + ("  (distribution shift)" if s.shifted else "")
-        )
     click.echo(f"Wrote {len(summaries)} month(s) to {out}")
 
 
@@ -119,7 +114,7 @@ def _materialize(months_window: str | None, *, home_label: str) -> int:
     from .db import warehouse_url
     from .instance import ensure_dagster_home
     from .runner import landed_months, run_months, run_setup, select_months
-    from .summary import month_counts, render
+    from .summary import model_summary, month_counts, render
 
     settings = load_settings()
     months = landed_months(settings.landing_dir)
@@ -156,7 +151,19 @@ def _materialize(months_window: str | None, *, home_label: str) -> int:
 
     with psycopg.connect(url) as conn:
         counts = month_counts(conn, months)
-    click.echo(render(runs, counts, home=home_label, elapsed_s=time.monotonic() - started))
+    from .mlflow_store import tracking_uri
+
+    models, production = model_summary(tracking_uri(settings))
+    click.echo(
+        render(
+            runs,
+            counts,
+            home=home_label,
+            elapsed_s=time.monotonic() - started,
+            models=models,
+            production=production,
+        )
+    )
     return 0 if all(r.success for r in runs) else 1
 
 
@@ -229,6 +236,16 @@ def docs(port: int, host: str) -> None:
         check=True,
     )
 
+
+def _register_subcommands() -> None:
+    from .cli_model import model
+    from .importers.telco import import_telco
+
+    main.add_command(model)
+    main.add_command(import_telco)
+
+
+_register_subcommands()
 
 if __name__ == "__main__":
     main()

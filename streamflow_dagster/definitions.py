@@ -8,6 +8,7 @@ from dagster_dbt import DbtCliResource
 from .assets.dbt import DBT_EXECUTABLE, DBT_PROJECT, dbt_models
 from .assets.features import FEATURE_ASSETS, FeastResource, feast_registry
 from .assets.landing import landing_ingestion
+from .assets.models import MODEL_ASSETS, model_resources
 from .resources import LandingResource, WarehouseResource
 from .sensors import MONTHLY_JOB, build_landing_sensor
 from .settings import load_settings
@@ -22,6 +23,7 @@ def build_resources() -> dict:
         "landing": LandingResource(path=str(settings.landing_dir)),
         "dbt": DbtCliResource(project_dir=DBT_PROJECT, dbt_executable=DBT_EXECUTABLE),
         "feast": FeastResource(),
+        **model_resources(),
     }
 
 
@@ -32,8 +34,8 @@ SETUP_JOB = "streamflow_setup"
 monthly_job = dg.define_asset_job(
     MONTHLY_JOB,
     selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*SETUP_ASSETS),
-    description="One month (AS_OF) through the whole graph: landing files to the marts, "
-    "online features and the training set.",
+    description="One month (AS_OF) through the whole graph: landing files, marts, online "
+    "features, training set, churn model, promotion and batch scores.",
 )
 setup_job = dg.define_asset_job(
     SETUP_JOB,
@@ -46,7 +48,7 @@ def build_definitions(**resource_overrides) -> dg.Definitions:
     """The code location; tests override resources (e.g. a fresh database) by key."""
     resources = {**build_resources(), **resource_overrides}
     return dg.Definitions(
-        assets=[landing_ingestion, dbt_models, *FEATURE_ASSETS],
+        assets=[landing_ingestion, dbt_models, *FEATURE_ASSETS, *MODEL_ASSETS],
         jobs=[setup_job, monthly_job],
         sensors=[build_landing_sensor(resources["landing"].folder)],
         resources=resources,

@@ -43,8 +43,31 @@ def month_counts(conn: psycopg.Connection, months: list[str]) -> dict[str, dict[
     return counts
 
 
+def model_summary(tracking_uri: str) -> tuple[dict[str, tuple[str, float | None]], str | None]:
+    """Per AS_OF: (newest registered version, its holdout AUC); and the Production version."""
+    from mlflow import MlflowClient
+
+    from .models.registry import AS_OF_TAG, PRODUCTION_ALIAS, alias_version, all_versions
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    per_month: dict[str, tuple[str, float | None]] = {}
+    for version in sorted(all_versions(client), key=lambda v: int(v.version)):
+        as_of = version.tags.get(AS_OF_TAG)
+        if as_of:
+            auc = client.get_run(version.run_id).data.metrics.get("auc")
+            per_month[as_of] = (version.version, auc)
+    production = alias_version(client, PRODUCTION_ALIAS)
+    return per_month, production.version if production else None
+
+
 def render(
-    runs: list[MonthRun], counts: dict[str, dict[str, int]], *, home: str, elapsed_s: float
+    runs: list[MonthRun],
+    counts: dict[str, dict[str, int]],
+    *,
+    home: str,
+    elapsed_s: float,
+    models: dict[str, tuple[str, float | None]] | None = None,
+    production: str | None = None,
 ) -> str:
     ok = sum(r.success for r in runs)
     lines = [
@@ -52,8 +75,9 @@ def render(
         f"StreamFlow: {ok} of {len(runs)} month(s) materialized in {elapsed_s:.0f} s",
         "",
         f"  {'AS_OF':<12}{'status':<8}{'users':>9}{'rejected':>10}{'profile':>9}"
-        f"{'usage':>8}{'labels':>8}{'sec':>7}",
+        f"{'usage':>8}{'labels':>8}{'model':>7}{'AUC':>7}{'sec':>7}",
     ]
+    models = models or {}
     for run in runs:
         c = counts.get(run.as_of, {})
         lines.append(
@@ -61,8 +85,15 @@ def render(
             f"{c.get('raw users', 0):>9}{c.get('quarantined', 0):>10}"
             f"{c.get('subscriptions_profile_snapshots', 0):>9}"
             f"{c.get('usage_agg_30d_snapshots', 0):>8}{c.get('churn_labels', 0):>8}"
-            f"{run.seconds:>7.1f}"
+            f"{_model_cells(models.get(run.as_of))}{run.seconds:>7.1f}"
         )
+    lines.append("")
+    lines.append(
+        f"  Production model: streamflow_churn version {production} "
+        "(models:/streamflow_churn@production)"
+        if production
+        else "  Production model: none yet (no month had labels and passed its checks)"
+    )
     failed = [r for r in runs if not r.success or r.failed_checks]
     for run in failed:
         for line in run.failures + [f"check failed: {c}" for c in run.failed_checks]:
@@ -74,9 +105,17 @@ def render(
         " checks)",
         "  streamflow docs               the dbt docs (models, columns, tests)",
         "  streamflow db url             psql into the warehouse (schemas raw, staging, marts)",
+        "  streamflow model ui           the MLflow UI (runs, plots, registry, aliases)",
         f"  state folder                  {home}",
         f"  rejected rows                 {RAW_SCHEMA}.{QUARANTINE_TABLE} (table_name, as_of,"
         " line_number, raw_record, reason)",
         f"  landing tables                {', '.join(t.file for t in LANDING_TABLES)}",
     ]
     return "\n".join(lines)
+
+
+def _model_cells(model: tuple[str | int, float | None] | None) -> str:
+    if model is None:
+        return f"{'-':>7}{'-':>7}"
+    version, auc = model
+    return f"{'v' + str(version):>7}{(f'{auc:.3f}' if auc is not None else '-'):>7}"

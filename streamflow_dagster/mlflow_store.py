@@ -1,0 +1,171 @@
+"""MLflow as a real service on the embedded default, or the server MLFLOW_TRACKING_URI names.
+
+Embedded default: tracking and model registry in database `mlflow` of the warehouse's
+PostgreSQL server (the embedded one, or STREAMFLOW_DATABASE_URL's), artifacts under
+$STREAMFLOW_HOME/mlflow-artifacts. `mlflow_ui_command()` prints how to browse that store.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+from .db import ensure_database, warehouse_url, with_database
+from .settings import MLFLOW_DB, Settings, load_settings
+
+# The experiment every month's training run is logged to; the registered model is separate
+# (models.registry.REGISTERED_MODEL).
+EXPERIMENT_NAME = "streamflow_churn"
+# MLflow creates its tables (an Alembic migration) the first time a client opens an empty
+# database; two processes doing it at once collide, so the first opening holds this lock.
+_SCHEMA_LOCK_ID = 7_310_101
+# SQLAlchemy driver for the store: psycopg 3, the driver the rest of the platform uses.
+_SQLALCHEMY_SCHEME = "postgresql+psycopg"
+_URI_ENV_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+@dataclass(frozen=True)
+class MlflowStore:
+    tracking_uri: str  # also the registry URI
+    artifact_root: Path | None  # None: the tracking server chooses (MLFLOW_TRACKING_URI)
+
+    @property
+    def embedded(self) -> bool:
+        return self.artifact_root is not None
+
+
+def backend_store_uri(database_url: str) -> str:
+    """The SQLAlchemy URI of database `mlflow` on the server of `database_url`."""
+    return sqlalchemy_uri(with_database(database_url, MLFLOW_DB))
+
+
+def sqlalchemy_uri(database_url: str) -> str:
+    """A libpq URL (postgresql://...) as the SQLAlchemy URI MLflow takes, driver psycopg 3."""
+    return urlunsplit(urlsplit(database_url)._replace(scheme=_SQLALCHEMY_SCHEME))
+
+
+def libpq_url(tracking_uri: str) -> str:
+    """A SQLAlchemy postgresql+driver URI as a plain libpq URL (for psycopg)."""
+    parts = urlsplit(tracking_uri)
+    return urlunsplit(parts._replace(scheme="postgresql"))
+
+
+def resolve_store(settings: Settings | None = None) -> MlflowStore:
+    """The store to use: MLFLOW_TRACKING_URI when set, else database `mlflow` (created here)."""
+    settings = settings or load_settings()
+    if settings.mlflow_tracking_uri:
+        return MlflowStore(tracking_uri=settings.mlflow_tracking_uri, artifact_root=None)
+    warehouse = warehouse_url(settings)  # starts the embedded server when it is the default
+    ensure_database(warehouse, MLFLOW_DB)
+    return MlflowStore(
+        tracking_uri=backend_store_uri(warehouse), artifact_root=settings.mlflow_artifacts_dir
+    )
+
+
+def tracking_uri(settings: Settings | None = None) -> str:
+    """The MLflow tracking (and registry) URI of this installation."""
+    return resolve_store(settings).tracking_uri
+
+
+def is_database_uri(uri: str) -> bool:
+    return urlsplit(uri).scheme.split("+")[0] in {"postgresql", "postgres"}
+
+
+def initialize_schema(uri: str) -> None:
+    """Let MLflow create or check its tables, one process at a time (no-op for a server URI)."""
+    if not is_database_uri(uri):
+        return
+    from mlflow.tracking import MlflowClient
+
+    with psycopg.connect(libpq_url(uri), autocommit=True) as conn:
+        conn.execute("select pg_advisory_lock(%s)", (_SCHEMA_LOCK_ID,))
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        client.search_experiments(max_results=1)  # the tracking store: creates tables
+        client.search_registered_models(max_results=1)  # the registry store: checks them
+        conn.execute("select pg_advisory_unlock(%s)", (_SCHEMA_LOCK_ID,))
+
+
+def ensure_experiment(store: MlflowStore, name: str = EXPERIMENT_NAME) -> str:
+    """The experiment's id; created with its artifacts under the store's artifact root."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = (store.artifact_root / name).as_uri() if store.artifact_root else None
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException:
+        experiment = client.get_experiment_by_name(name)  # created by a parallel run
+        if experiment is None:
+            raise
+        return experiment.experiment_id
+
+
+def activate(store: MlflowStore) -> str:
+    """Point this process's MLflow client at `store` (tables ready, experiment current)."""
+    import mlflow
+
+    initialize_schema(store.tracking_uri)
+    # Artifacts are local files or a bucket: a progress bar per download only floods run logs.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # mlflow.set_*_uri also export MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI, which settings
+    # reads as "an external MLflow was configured"; keep the environment as the user set it.
+    saved = {name: os.environ.get(name) for name in _URI_ENV_VARS}
+    mlflow.set_tracking_uri(store.tracking_uri)
+    mlflow.set_registry_uri(store.tracking_uri)
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    experiment_id = ensure_experiment(store)
+    # Fluent runs (mlflow.start_run) then land in it, never in "Default" (./mlruns in the cwd).
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def mlflow_ui_args(settings: Settings | None = None, port: int = 5000) -> list[str] | None:
+    """argv of `mlflow ui` on this installation's store; None when MLflow is a server already."""
+    store = resolve_store(settings)
+    if not store.embedded:
+        return None
+    return [
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        store.tracking_uri,
+        "--default-artifact-root",
+        store.artifact_root.as_uri(),
+        "--port",
+        str(port),
+    ]
+
+
+def mlflow_ui_command(settings: Settings | None = None, port: int = 5000) -> str:
+    """The `mlflow ui` command line that browses this installation's store (for the README)."""
+    args = mlflow_ui_args(settings, port)
+    if args is None:
+        uri = redacted(resolve_store(settings).tracking_uri)
+        return f"MLflow runs at {uri} (MLFLOW_TRACKING_URI): open it in a browser"
+    return shlex.join([redacted(arg) for arg in args])
+
+
+def redacted(uri: str) -> str:
+    """`uri` with its password (if any) replaced, for printing."""
+    parts = urlsplit(uri)
+    if not parts.password:
+        return uri
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+if __name__ == "__main__":
+    print(mlflow_ui_command())
