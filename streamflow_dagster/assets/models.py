@@ -84,14 +84,16 @@ def mlflow_tracking_resource(init_context: dg.InitResourceContext):
     import mlflow
     from dagster_mlflow import mlflow_tracking
 
-    store = init_context.resources.mlflow_store.store()
-    activate(store)
-    experiment = init_context.resource_config["experiment_name"]
-    ensure_experiment(store, experiment)  # created with its artifacts under the store's root
+    # End a run left active by an earlier Dagster run in this process while the tracking URI
+    # still points at the store it belongs to (it may be another store than this run's).
     stale = mlflow.active_run()
     if stale is not None:
         init_context.log.warning(f"Ending MLflow run {stale.info.run_id} left active earlier")
         mlflow.end_run(status="KILLED")
+    store = init_context.resources.mlflow_store.store()
+    activate(store)
+    experiment = init_context.resource_config["experiment_name"]
+    ensure_experiment(store, experiment)  # created with its artifacts under the store's root
     yield from mlflow_tracking.resource_fn(
         init_context.replace_config({"experiment_name": experiment})
     )
