@@ -33,6 +33,8 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
+from streamflow_dagster.summary import MART_TABLES
+
 MONTHS = (date(2024, 1, 31), date(2024, 2, 29))
 ONLINE_READS, ONLINE_WARMUP = 2000, 200
 # Plain Feast at 1,000,000 users, measured on this machine kind (issue 3).
@@ -78,13 +80,6 @@ select 'u' || lpad(i::text, 7, '0') as user_id, m.as_of::date as as_of,
   random() < 0.07 as churn_label
 from generate_series(1, %(users)s) i, (values ('2024-01-31'), ('2024-02-29')) m(as_of);
 """
-MART_TABLES = (
-    "subscriptions_profile_snapshots",
-    "usage_agg_30d_snapshots",
-    "payments_agg_90d_snapshots",
-    "support_agg_90d_snapshots",
-    "churn_labels",
-)
 
 
 # -- parent: data, children, report ---------------------------------------------------------
