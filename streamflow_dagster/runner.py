@@ -66,15 +66,13 @@ QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
 def run_setup(
-    defs: dg.Definitions, job_name: str, instance: dg.DagsterInstance, log_file: Path | None = None
+    defs: dg.Definitions,
+    job_name: str,
+    instance: dg.DagsterInstance,
+    log_file: Path | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Materialize what is not per month (the Feast registry) before the months."""
-    with _output_to(log_file):
-        return defs.resolve_job_def(job_name).execute_in_process(
-            instance=instance,
-            raise_on_error=False,
-            run_config=QUIET_RUN_CONFIG if log_file else None,
-        )
+    return _execute(defs.resolve_job_def(job_name), instance, log_file)
 
 
 def run_months(
@@ -92,13 +90,7 @@ def run_months(
     for i, as_of in enumerate(months, start=1):
         echo(f"[{i}/{len(months)}] {as_of}: materializing ...")
         started = time.monotonic()
-        with _output_to(log_file):
-            result = job.execute_in_process(
-                partition_key=as_of,
-                instance=instance,
-                raise_on_error=False,
-                run_config=QUIET_RUN_CONFIG if log_file else None,
-            )
+        result = _execute(job, instance, log_file, partition_key=as_of)
         month = MonthRun(
             as_of=as_of,
             run_id=result.run_id,
@@ -123,6 +115,19 @@ def run_months(
             echo(f"    check failed: {check}")
         results.append(month)
     return results
+
+
+def _execute(
+    job, instance: dg.DagsterInstance, log_file: Path | None, partition_key: str | None = None
+) -> dg.ExecuteInProcessResult:
+    """One run in this process, recorded in `instance`; its output goes to `log_file`."""
+    with _output_to(log_file):
+        return job.execute_in_process(
+            partition_key=partition_key,
+            instance=instance,
+            raise_on_error=False,
+            run_config=QUIET_RUN_CONFIG if log_file else None,
+        )
 
 
 @contextmanager

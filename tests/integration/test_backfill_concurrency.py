@@ -40,6 +40,17 @@ def marts(url: str) -> dict:
         }
 
 
+def dbt_step_time(events, event_type: str) -> float:
+    """When the run's dbt step reached `event_type` (it happens once per run)."""
+    return next(
+        e.timestamp
+        for e in events
+        if e.dagster_event
+        and e.dagster_event.event_type_value == event_type
+        and e.step_key == "dbt_models"
+    )
+
+
 def dbt_step_windows(dagster_home: Path) -> list[tuple[float, float]]:
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         windows = []
@@ -47,21 +58,9 @@ def dbt_step_windows(dagster_home: Path) -> list[tuple[float, float]]:
             if run.job_name != MONTHLY_JOB:  # each CLI run also applies the Feast registry
                 continue
             events = instance.all_logs(run.run_id)
-            start = [
-                e.timestamp
-                for e in events
-                if e.dagster_event
-                and e.dagster_event.event_type_value == "STEP_START"
-                and e.step_key == "dbt_models"
-            ]
-            end = [
-                e.timestamp
-                for e in events
-                if e.dagster_event
-                and e.dagster_event.event_type_value == "STEP_SUCCESS"
-                and e.step_key == "dbt_models"
-            ]
-            windows.append((start[0], end[0]))
+            windows.append(
+                (dbt_step_time(events, "STEP_START"), dbt_step_time(events, "STEP_SUCCESS"))
+            )
         return sorted(windows)
 
 
