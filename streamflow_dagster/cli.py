@@ -101,9 +101,12 @@ def demo_data(users: int, months: int, seed: int, start: str, out: Path | None) 
     if users < 1 or months < 1:
         raise click.BadParameter("--users and --months must be at least 1")
     out = out or load_settings().landing_dir
-    summaries = generate_landing(
-        out, users=users, months=months, seed=seed, start=start, progress=click.echo
-    )
+    try:
+        summaries = generate_landing(
+            out, users=users, months=months, seed=seed, start=start, progress=click.echo
+        )
+    except ValueError as err:  # e.g. --start that is not a month end
+        raise click.BadParameter(str(err)) from None
     click.echo(f"Wrote {len(summaries)} month(s) to {out}")
 
 

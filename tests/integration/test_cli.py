@@ -82,3 +82,11 @@ def test_run_with_a_bad_window_names_it(cli_env):
     result = CliRunner().invoke(main, ["run", "--months", "2024-02-30..2024-03-31"])
     assert result.exit_code == 2
     assert "--months" in result.output and "2024-02-30" in result.output
+
+
+def test_demo_data_with_a_start_that_is_not_a_month_end(tmp_path):
+    result = CliRunner().invoke(
+        main, ["demo-data", "--start", "2024-01-15", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 2 and "last day of a month" in result.output
+    assert not any(tmp_path.iterdir())  # nothing written
