@@ -9,7 +9,8 @@ under --home, `feast apply`, then
   - the online write of month 1, then of month 2 (the monthly case: a month already online);
   - the month's training set: the point-in-time query read into pandas, and the whole
     training_set write (query + store in features.training_set);
-  - get_online_features for one user through the feature service, in process (p50/p99);
+  - get_online_features for one user through the feature service, in process (p50/p99), and
+    the same read through StreamFlow's direct read (features.online_read, what serving uses);
   - for --baseline-users: plain Feast's `materialize` of the month and `get_historical_features`
     with a pandas entity frame, on the same repository, tables and data.
 Every measurement runs in a child process, so its peak RSS (ru_maxrss) is its own, and on
@@ -168,6 +169,12 @@ def bench_size(server_url: str, users: int, baseline: bool) -> dict:
         f"p99 {out['online_read']['p99_ms']} ms",
         flush=True,
     )
+    out["direct_read"] = child("direct_read", url, users)
+    print(
+        f"  direct online read 1 user: p50 {out['direct_read']['p50_ms']} ms, "
+        f"p99 {out['direct_read']['p99_ms']} ms",
+        flush=True,
+    )
     out["training"] = child("training", url, users)
     print(
         f"  training set: query to pandas {out['training']['query_to_pandas_s']:.2f} s, "
@@ -217,6 +224,11 @@ def report(results: list[dict]) -> None:
         print(
             f"| get_online_features, 1 user, 14 features (p50/p99) | {n:,} | "
             f"{read['p50_ms']}/{read['p99_ms']} ms | {plain} |"
+        )
+        direct = r["direct_read"]
+        print(
+            f"| direct online read (serving's path), 1 user, 14 features (p50/p99) | {n:,} | "
+            f"{direct['p50_ms']}/{direct['p99_ms']} ms | |"
         )
         print(f"| feast apply (Python API) | {n:,} | {r['apply']['seconds']:.2f} s | |")
 
@@ -271,22 +283,31 @@ def run_child(step: str, url: str, users: int) -> dict:
         }
     if step == "online_read":
         service = store.get_feature_service(FEATURE_SERVICE)
-        rng = random.Random(7)
-        ids = [f"u{rng.randint(1, users):07d}" for _ in range(ONLINE_READS + ONLINE_WARMUP)]
-        latencies = []
-        for position, user in enumerate(ids):
-            started = time.perf_counter()
-            values = store.get_online_features(
+
+        def feast_read(user: str) -> dict:
+            return store.get_online_features(
                 features=service, entity_rows=[{"user_id": user}]
             ).to_dict()
-            if position >= ONLINE_WARMUP:
-                latencies.append(time.perf_counter() - started)
+
+        values, ms = timed_reads(feast_read, users)
         assert all(values[name][0] is not None for name in values), values
-        ms = np.array(latencies) * 1e3
-        return {
-            "p50_ms": round(float(np.percentile(ms, 50)), 3),
-            "p99_ms": round(float(np.percentile(ms, 99)), 3),
-        }
+        return percentiles(ms)
+    if step == "direct_read":
+        from streamflow_dagster.features.online_read import OnlineReader
+
+        reader = OnlineReader(
+            service_views(store, FEATURE_SERVICE), store.config.online_store.db_schema
+        )
+        with psycopg.connect(url, autocommit=True) as conn:
+            values, ms = timed_reads(lambda user: reader.read(conn, [user])[user], users)
+            # The direct read's answer is Feast's answer (tests compare every user; here one).
+            expected = store.get_online_features(
+                features=store.get_feature_service(FEATURE_SERVICE),
+                entity_rows=[{"user_id": values.user_id}],
+            ).to_dict()
+        assert values.complete
+        assert values.values == {name: expected[name][0] for name in reader.features}
+        return percentiles(ms)
     if step == "training":
         views = service_views(store, FEATURE_SERVICE)
         with psycopg.connect(url) as conn:
@@ -320,6 +341,26 @@ def run_child(step: str, url: str, users: int) -> dict:
         assert len(frame) == users
         return {"seconds": seconds}
     raise ValueError(f"unknown step {step}")
+
+
+def timed_reads(read, users: int) -> tuple[object, np.ndarray]:
+    """Reads one random user at a time; (the last answer, latencies in ms after warm-up)."""
+    rng = random.Random(7)
+    ids = [f"u{rng.randint(1, users):07d}" for _ in range(ONLINE_READS + ONLINE_WARMUP)]
+    latencies = []
+    for position, user in enumerate(ids):
+        started = time.perf_counter()
+        answer = read(user)
+        if position >= ONLINE_WARMUP:
+            latencies.append(time.perf_counter() - started)
+    return answer, np.array(latencies) * 1e3
+
+
+def percentiles(ms: np.ndarray) -> dict:
+    return {
+        "p50_ms": round(float(np.percentile(ms, 50)), 3),
+        "p99_ms": round(float(np.percentile(ms, 99)), 3),
+    }
 
 
 def main() -> None:

@@ -1,0 +1,103 @@
+"""Reading a feature service's online values with one prepared SQL statement.
+
+`store.get_online_features` resolves the service in the registry, builds protobuf entity keys,
+runs one query per feature view and converts every value through several layers: about 0.8 ms
+for one user on the reference machine, most of it Python. The rows it reads are Feast's own
+(`encoding` documents the format), so this reads the same rows, by the same serialized entity
+key, in ONE query over the service's views, and decodes the same Value protobufs with Feast's
+own type map. The integration tests compare it with `get_online_features` user by user.
+
+The views come from the applied feature service (`specs.service_views`): serving reads exactly
+the features training read.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+from feast.type_map import feast_value_type_to_python_type
+from psycopg import sql
+
+from .encoding import entity_key_prefix
+from .specs import ViewSpec
+
+
+@dataclass(frozen=True)
+class UserFeatures:
+    """One user's online features: values of the features found, and the ones not found."""
+
+    user_id: str
+    values: dict[str, object]  # feature -> value (None: the row exists, the value is unset)
+    missing: list[str]  # features with no online row, in the service's order
+    event_ts: datetime | None  # the feature month (AS_OF) of the rows found
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
+
+
+class OnlineReader:
+    """Reads the online values of a feature service's views for a list of users."""
+
+    def __init__(self, views: list[ViewSpec], schema: str):
+        if not views:
+            raise ValueError("The feature service has no feature views")
+        join_keys = {view.join_key for view in views}
+        if len(join_keys) != 1:
+            raise NotImplementedError(f"One join key is supported, the views use {join_keys}")
+        self.views = views
+        self.schema = schema
+        self.join_key = views[0].join_key
+        self.features = [name for view in views for name in view.feature_names]
+        self._prefix = entity_key_prefix(self.join_key)
+        # One branch per view; the view's position tells which features a row can be.
+        branches = [
+            sql.SQL(
+                "select {position}::int, entity_key, feature_name, value, event_ts from {table} "
+                "where entity_key = any(%(keys)s) and feature_name = any(%(features_{position})s)"
+            ).format(
+                position=sql.Literal(position), table=sql.Identifier(schema, view.online_table)
+            )
+            for position, view in enumerate(views)
+        ]
+        self.query = sql.SQL(" union all ").join(branches)
+        self._feature_params = {
+            f"features_{position}": view.feature_names for position, view in enumerate(views)
+        }
+
+    def entity_key(self, user_id: str) -> bytes:
+        """serialize_entity_key(user_id=...) in Feast's v3 format."""
+        encoded = user_id.encode("utf8")
+        return self._prefix + struct.pack("<I", len(encoded)) + encoded
+
+    def read(self, conn: psycopg.Connection, user_ids: list[str]) -> dict[str, UserFeatures]:
+        """{user_id: UserFeatures} for each distinct id of `user_ids`."""
+        keys = {self.entity_key(user_id): user_id for user_id in user_ids}
+        found: dict[str, dict[str, object]] = {user_id: {} for user_id in keys.values()}
+        months: dict[str, datetime] = {}
+        params = {"keys": list(keys), **self._feature_params}
+        rows = conn.execute(self.query, params, prepare=True).fetchall()
+        for _position, entity_key, feature, value, event_ts in rows:
+            user_id = keys[bytes(entity_key)]
+            found[user_id][feature] = decode_value(value)
+            months[user_id] = max(event_ts, months.get(user_id, event_ts))
+        return {
+            user_id: UserFeatures(
+                user_id,
+                values,
+                [name for name in self.features if name not in values],
+                months.get(user_id),
+            )
+            for user_id, values in found.items()
+        }
+
+
+def decode_value(value: bytes | memoryview | None) -> object:
+    """A stored feast Value as `get_online_features` returns it (None for an empty Value)."""
+    if not value:
+        return None
+    return feast_value_type_to_python_type(ValueProto.FromString(bytes(value)))
