@@ -1,0 +1,1 @@
+"""Monitoring: feature drift between months and realized model performance once labels land."""
