@@ -16,6 +16,7 @@ FEATURE_REPO_DIR = PROJECT_ROOT / "feature_repo"
 
 WAREHOUSE_DB = "streamflow"  # raw, staging, marts, Feast offline/online tables
 MLFLOW_DB = "mlflow"  # MLflow tracking and registry: its own database
+DEFAULT_UI_URL = "http://127.0.0.1:3000"  # where `dagster dev` serves the UI by default
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,12 @@ class Settings:
     landing_dir: Path
     database_url: str | None  # None: use the embedded server
     mlflow_tracking_uri: str | None
+    ui_url: str = DEFAULT_UI_URL  # alerts link to <ui_url>/runs/<run_id>
+    # Alert sinks besides the ops.alerts table: set means on. The webhook URL and the Slack
+    # token are secrets; resources receive them through dg.EnvVar, never these values.
+    alert_webhook_url: str | None = None
+    slack_token: str | None = None
+    slack_channel: str | None = None
 
     @property
     def pg_dir(self) -> Path:
@@ -42,6 +49,10 @@ class Settings:
         return self.home / "logs"
 
     @property
+    def dbt_docs_dir(self) -> Path:
+        return self.home / "dbt-docs"
+
+    @property
     def embedded(self) -> bool:
         return self.database_url is None
 
@@ -54,4 +65,36 @@ def load_settings() -> Settings:
         landing_dir=Path(landing).expanduser().resolve() if landing else home / "landing",
         database_url=os.environ.get("STREAMFLOW_DATABASE_URL") or None,
         mlflow_tracking_uri=os.environ.get("MLFLOW_TRACKING_URI") or None,
+        ui_url=(os.environ.get("STREAMFLOW_UI_URL") or DEFAULT_UI_URL).rstrip("/"),
+        alert_webhook_url=os.environ.get("STREAMFLOW_ALERT_WEBHOOK_URL") or None,
+        slack_token=os.environ.get("STREAMFLOW_SLACK_TOKEN") or None,
+        slack_channel=os.environ.get("STREAMFLOW_SLACK_CHANNEL") or None,
+    )
+
+
+# -- the online API (streamflow serve) -------------------------------------------------------
+# The model's alias is watched this often: a promotion reaches a running API within it plus
+# the load time (about a second), well inside the 30 s the platform promises.
+DEFAULT_RELOAD_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    admin_token: str | None  # STREAMFLOW_API_TOKEN: required by every state-changing call
+    challenger_alias: str | None  # STREAMFLOW_SERVE_CHALLENGER_ALIAS, e.g. "challenger"
+    challenger_share: float  # STREAMFLOW_SERVE_CHALLENGER_SHARE: users on the challenger, 0-1
+    reload_seconds: float  # STREAMFLOW_SERVE_RELOAD_SECONDS
+
+
+def load_serve_settings() -> ServeSettings:
+    share = float(os.environ.get("STREAMFLOW_SERVE_CHALLENGER_SHARE") or 0.0)
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"STREAMFLOW_SERVE_CHALLENGER_SHARE={share}: give a share from 0 to 1")
+    return ServeSettings(
+        admin_token=os.environ.get("STREAMFLOW_API_TOKEN") or None,
+        challenger_alias=os.environ.get("STREAMFLOW_SERVE_CHALLENGER_ALIAS") or None,
+        challenger_share=share,
+        reload_seconds=float(
+            os.environ.get("STREAMFLOW_SERVE_RELOAD_SECONDS") or DEFAULT_RELOAD_SECONDS
+        ),
     )
