@@ -11,7 +11,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import rankdata
 
 from ..landing.checks import CheckOutcome
 
@@ -40,6 +39,9 @@ class RealizedPerformance:
 
 def auc_with_se(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
     """ROC AUC and its DeLong standard error (midranks, so ties count one half)."""
+    # scipy on use: the asset module imports this one's constants when Dagster loads.
+    from scipy.stats import rankdata
+
     labels = np.asarray(labels, dtype=bool)
     scores = np.asarray(scores, dtype=float)
     positives, negatives = scores[labels], scores[~labels]

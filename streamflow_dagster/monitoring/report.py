@@ -26,6 +26,8 @@ DPI = 90
 # Numeric histograms span the 0.5-99.5% range of both months: one outlier must not squash them.
 HISTOGRAM_BINS = 40
 CLIP_QUANTILES = (0.005, 0.995)
+# Whole-number features with at most this many distinct values get one bar pair per value.
+MAX_BAR_VALUES = 25
 LEVEL_COLOURS = {"stable": "#4c9a2a", "moderate": "#e0a100", "major": "#c0392b"}
 REFERENCE_COLOUR, CURRENT_COLOUR = "#7f8c8d", "#2471a3"
 
@@ -59,39 +61,51 @@ def psi_bar_png(comparison: DriftComparison, warn: float = WARN_PSI, error: floa
     return _png(figure)
 
 
-def distribution_png(drift: FeatureDrift, reference: pd.Series, current: pd.Series) -> bytes:
-    """Reference vs current: overlaid histograms (numeric) or side-by-side shares (categorical)."""
+def distribution_png(
+    drift: FeatureDrift,
+    reference: pd.Series,
+    current: pd.Series,
+    labels: tuple[str, str] = ("reference", "current"),
+) -> bytes:
+    """Reference vs current: histograms (continuous), or side-by-side shares per value."""
     figure = Figure(figsize=(5.0, 2.8), dpi=DPI)
     axes = figure.add_subplot()
+    colours = (REFERENCE_COLOUR, CURRENT_COLOUR)
     if drift.kind == "numeric":
         ref = pd.to_numeric(reference).dropna().to_numpy(dtype=float)
         cur = pd.to_numeric(current).dropna().to_numpy(dtype=float)
         both = np.concatenate([ref, cur])
-        low, high = np.quantile(both, CLIP_QUANTILES) if both.size else (0.0, 1.0)
-        edges = np.linspace(low, high if high > low else low + 1.0, HISTOGRAM_BINS + 1)
-        for values, colour, label in (
-            (ref, REFERENCE_COLOUR, "reference"),
-            (cur, CURRENT_COLOUR, "current"),
-        ):
-            axes.hist(
-                np.clip(values, low, high),
-                bins=edges,
-                density=True,
-                alpha=0.45,
-                color=colour,
-                label=label,
-            )
+        if both.size and np.all(both == np.round(both)) and np.unique(both).size <= MAX_BAR_VALUES:
+            values = np.unique(both)  # counts (rebuffers, tickets): one bar pair per value
+            shares = [np.array([np.mean(side == v) for v in values]) for side in (ref, cur)]
+            _paired_bars(axes, [f"{v:g}" for v in values], shares, labels, colours)
+        else:
+            low, high = np.quantile(both, CLIP_QUANTILES) if both.size else (0.0, 1.0)
+            edges = np.linspace(low, high if high > low else low + 1.0, HISTOGRAM_BINS + 1)
+            for side, colour, label in zip((ref, cur), colours, labels, strict=True):
+                axes.hist(
+                    np.clip(side, low, high),
+                    bins=edges,
+                    density=True,
+                    alpha=0.45,
+                    color=colour,
+                    label=label,
+                )
+            axes.set_ylabel("density")
     else:
-        positions = np.arange(len(drift.bins))
-        axes.bar(
-            positions - 0.2, drift.reference_share, 0.4, color=REFERENCE_COLOUR, label="reference"
-        )
-        axes.bar(positions + 0.2, drift.current_share, 0.4, color=CURRENT_COLOUR, label="current")
-        axes.set_xticks(positions, drift.bins, fontsize=8)
-        axes.set_ylabel("share of users")
+        shares = [np.array(drift.reference_share), np.array(drift.current_share)]
+        _paired_bars(axes, list(drift.bins), shares, labels, colours)
     axes.set_title(f"{drift.feature}  (PSI {drift.psi:.3f})", fontsize=10)
     axes.legend(fontsize=8)
     return _png(figure)
+
+
+def _paired_bars(axes, names: list[str], shares, labels, colours) -> None:
+    positions = np.arange(len(names))
+    for offset, share, label, colour in zip((-0.2, 0.2), shares, labels, colours, strict=True):
+        axes.bar(positions + offset, share, 0.4, color=colour, label=label)
+    axes.set_xticks(positions, names, fontsize=8)
+    axes.set_ylabel("share of users")
 
 
 def drift_report_html(
@@ -126,6 +140,7 @@ def write_report(path: Path, text: str) -> Path:
         "w", dir=path.parent, suffix=".tmp", delete=False, encoding="utf-8"
     ) as out:
         out.write(text)
+    os.chmod(out.name, 0o644)  # a report to share: NamedTemporaryFile creates it owner-only
     os.replace(out.name, path)
     return path
 
@@ -144,7 +159,13 @@ def _section_html(section: ReportSection, warn: float, error: float) -> str:
     )
     plots = "".join(
         _img(
-            distribution_png(f, section.reference[f.feature], section.current[f.feature]), f.feature
+            distribution_png(
+                f,
+                section.reference[f.feature],
+                section.current[f.feature],
+                (f"{comparison.reference_as_of} (reference)", comparison.current_as_of),
+            ),
+            f.feature,
         )
         for f in comparison.features[:TOP_FEATURES]
     )
