@@ -47,3 +47,16 @@ def test_new_month_is_requested_once(tmp_path):
 
         (landing / "2024-02-29" / "usage_agg_30d.csv").write_text("user_id\n")
         assert [r.partition_key for r in evaluate(defs, instance).run_requests] == ["2024-02-29"]
+
+
+def test_automation_is_on_by_default(tmp_path):
+    defs = build_definitions(landing=LandingResource(path=str(tmp_path / "landing")))
+    repo = defs.get_repository_def()
+    running = dg.DefaultSensorStatus.RUNNING
+    for name in ("landing_sensor", "alert_sensor"):
+        assert repo.get_sensor_def(name).default_status == running
+    freshness = repo.get_schedule_def("landing_freshness")
+    assert freshness.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert (
+        freshness.cron_schedule == "0 7 * * *" and freshness.job_name == "landing_freshness_alert"
+    )
