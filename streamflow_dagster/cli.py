@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import click
 
-from .settings import DBT_PROJECT_DIR, load_settings
+from .settings import load_settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -221,30 +219,76 @@ def feast_env_command() -> None:
 
 # -- docs ------------------------------------------------------------------------------
 @main.command("docs")
-@click.option("--port", default=8580, show_default=True)
-@click.option("--host", default="127.0.0.1", show_default=True)
-def docs(port: int, host: str) -> None:
-    """Generate the dbt docs with the catalog of the live database, then serve them."""
-    from .db import connection_env, warehouse_url
+@click.option("--port", default=8580, show_default=True, help="Port to serve the docs on.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option(
+    "--no-generate",
+    is_flag=True,
+    help="Serve the docs generated last (by this command or the dbt_docs asset) as they are.",
+)
+def docs(port: int, host: str, no_generate: bool) -> None:
+    """Generate the dbt docs (models, columns, lineage, live catalog) and serve them.
 
-    env = {**os.environ, **connection_env(warehouse_url(load_settings()))}
-    from .assets.dbt import DBT_EXECUTABLE as dbt
+    Generating materializes the `dbt_docs` asset (job streamflow_docs), so the run shows in
+    the Dagster UI; the site is written to $STREAMFLOW_HOME/dbt-docs.
+    """
+    settings = load_settings()
+    folder = settings.dbt_docs_dir
+    if not no_generate:
+        _generate_docs(settings)
+    if not (folder / "index.html").is_file():
+        raise click.ClickException(
+            f"No dbt docs in {folder}; run `streamflow docs` without --no-generate, or "
+            "materialize the dbt_docs asset in the Dagster UI"
+        )
+    server = docs_server(folder, host, port)
+    click.echo(f"dbt docs of {folder} on http://{host}:{server.server_port} (Ctrl+C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopped")
+    finally:
+        server.server_close()
 
-    base = ["--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
-    subprocess.run([dbt, "docs", "generate", *base], env=env, check=True)
-    click.echo(f"dbt docs on http://{host}:{port} (Ctrl+C stops)")
-    subprocess.run(
-        [dbt, "docs", "serve", *base, "--port", str(port), "--host", host, "--no-browser"],
-        env=env,
-        check=True,
-    )
+
+def _generate_docs(settings) -> None:
+    import dagster as dg
+
+    from .db import warehouse_url
+    from .instance import ensure_dagster_home
+    from .runner import run_setup
+
+    click.echo("Generating the dbt docs against the live warehouse ...")
+    warehouse_url(settings)  # starts the embedded server when it is the one in use
+    ensure_dagster_home(settings)
+    from .definitions import DOCS_JOB, defs
+
+    log_file = settings.logs_dir / f"docs-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    with dg.DagsterInstance.get() as instance:
+        result = run_setup(defs, DOCS_JOB, instance, log_file=log_file)
+    if not result.success:
+        raise click.ClickException(
+            f"dbt docs generate failed (run {result.run_id}); see {log_file}, or serve the "
+            "docs generated before with --no-generate"
+        )
+
+
+def docs_server(folder: Path, host: str, port: int):
+    """A static file server for the generated docs folder (what `dbt docs serve` does)."""
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    handler = partial(SimpleHTTPRequestHandler, directory=str(folder))
+    return ThreadingHTTPServer((host, port), handler)
 
 
 def _register_subcommands() -> None:
     from .cli_model import model
+    from .cli_serve import serve
     from .importers.telco import import_telco
 
     main.add_command(model)
+    main.add_command(serve)
     main.add_command(import_telco)
 
 
