@@ -5,7 +5,7 @@ from datetime import date
 
 import pytest
 
-from streamflow_dagster.alerts import payload
+from streamflow_dagster.alerts import payload, sinks
 from streamflow_dagster.alerts.freshness import (
     FRESHNESS_GRACE_DAYS,
     expected_month,
@@ -160,3 +160,18 @@ def test_overdue_month_and_its_alert():
     assert "2024-03-31 has not landed in /data/landing" in alert.message
     assert alert.metadata["days_late"] == 3 and alert.run_url is None
     assert "Run:" not in payload.text(alert)
+
+
+def test_slack_gets_the_same_text_and_blocks():
+    class RecordingClient:  # the slack_sdk WebClient method the sink calls
+        def __init__(self):
+            self.calls = []
+
+        def chat_postMessage(self, **kwargs):  # noqa: N802 (slack_sdk's name)
+            self.calls.append(kwargs)
+
+    client, alert = RecordingClient(), reject_rate_alert()
+    sinks.post_slack(client, "#data-alerts", alert)
+    assert client.calls == [
+        {"channel": "#data-alerts", "text": payload.text(alert), "blocks": payload.blocks(alert)}
+    ]
