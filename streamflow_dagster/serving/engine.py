@@ -1,0 +1,256 @@
+"""The request path: concurrent requests are served in batches by one worker thread.
+
+Requests wait on a future while the worker takes everything queued, reads the online features
+of all their users with one query (`features.online_read`) and scores each model's users with
+one `predict_proba`. One thread owns the database connection and the model calls, so 32
+concurrent requests never put 32 threads into the model's OpenMP pool on a 2-core machine,
+and a batch costs one round trip and one model call instead of one per request. At
+concurrency 1 a batch is one request: the only added cost is the hand-over between threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import psycopg
+from threadpoolctl import threadpool_limits
+
+from ..features.online_read import OnlineReader, UserFeatures
+from .models import ModelSlots
+from .predict import Scored
+from .split import CHALLENGER, PRODUCTION, Split
+
+log = logging.getLogger("streamflow.serve")
+
+# Users per batch: bounds a batch's query and model call (and so the wait of the requests
+# queued behind it); 32 requests of one user, or one POST of up to this many users.
+MAX_BATCH_USERS = 256
+# A connection attempt or a read that takes longer means the store is not answering: the
+# request gets a 503 instead of waiting for TCP's own timeouts.
+CONNECT_TIMEOUT_S = 2
+STATEMENT_TIMEOUT_MS = 2000
+# A request never waits longer than this for its batch (a stuck worker becomes 503s).
+REQUEST_TIMEOUT_S = 10.0
+
+
+class OnlineStoreUnavailable(RuntimeError):
+    """The online store could not be read; the message says why."""
+
+
+class ModelUnavailable(RuntimeError):
+    """No model is loaded for the production alias; the message says why."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    features: UserFeatures
+    variant: str | None = None  # None: features only
+    model_version: int | None = None
+    scored: Scored | None = None
+
+
+@dataclass
+class _Job:
+    user_ids: list[str]
+    predict: bool
+    future: asyncio.Future
+    loop: asyncio.AbstractEventLoop
+
+
+class Engine:
+    def __init__(
+        self,
+        database_url: str,
+        make_reader: Callable[[], OnlineReader],
+        slots: ModelSlots,
+        split: Callable[[], Split],
+        record: Callable[[list[tuple]], None],  # prediction log rows, handed off
+        observe_store: Callable[[float], None],  # online store read seconds
+    ):
+        self.database_url = database_url
+        self._make_reader, self.slots, self._split = make_reader, slots, split
+        self._record, self._observe_store = record, observe_store
+        self._reader: OnlineReader | None = None
+        self._conn: psycopg.Connection | None = None
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="serve-worker", daemon=True)
+
+    # -- the event loop's side --------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+        if self._conn is not None:
+            self._conn.close()
+
+    async def lookup(self, user_ids: list[str], predict: bool) -> dict[str, Answer]:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._queue.put(_Job(user_ids, predict, future, loop))
+        try:
+            return await asyncio.wait_for(future, REQUEST_TIMEOUT_S)
+        except TimeoutError as error:
+            raise OnlineStoreUnavailable(
+                f"no answer within {REQUEST_TIMEOUT_S:.0f} s (online store or model stuck)"
+            ) from error
+
+    @property
+    def features(self) -> list[str] | None:
+        return self._reader.features if self._reader else None
+
+    async def check_store(self) -> str | None:
+        """None when the online store answers a (zero-user) read, else the reason."""
+        try:
+            await self.lookup([], predict=False)
+            return None
+        except OnlineStoreUnavailable as error:
+            return str(error)
+
+    # -- the worker's side ------------------------------------------------------------------
+    def _run(self) -> None:
+        # One OpenMP thread for the model calls made on this thread (see models.threads).
+        threadpool_limits(1, user_api="openmp")
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            jobs, users = [job], len(job.user_ids)
+            while users < MAX_BATCH_USERS:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)  # stop after this batch
+                    break
+                jobs.append(more)
+                users += len(more.user_ids)
+            self._serve(jobs)
+
+    def _serve(self, jobs: list[_Job]) -> None:
+        ids = list(dict.fromkeys(user for job in jobs for user in job.user_ids))
+        try:
+            features = self._read(ids)
+            scored = self._score(features, [job for job in jobs if job.predict])
+        except (OnlineStoreUnavailable, ModelUnavailable) as error:
+            for job in jobs:
+                _resolve(job, error=error)
+            return
+        except Exception as error:  # a bug must not kill the worker: every request gets a 503
+            log.exception("batch failed")
+            failure = OnlineStoreUnavailable(f"internal error: {_first_line(error)}")
+            for job in jobs:
+                _resolve(job, error=failure)
+            return
+        for job in jobs:
+            answers = {
+                user: (scored.get(user) if job.predict else None) or Answer(features[user])
+                for user in job.user_ids
+            }
+            _resolve(job, result=answers)
+
+    def _read(self, ids: list[str]) -> dict[str, UserFeatures]:
+        started = time.perf_counter()
+        try:
+            if self._reader is None:
+                self._reader = self._make_reader()
+            result = self._reader.read(self._connected(), ids)
+        except psycopg.Error as error:
+            self._drop_connection()
+            raise OnlineStoreUnavailable(
+                f"online store unreachable: {_first_line(error)}"
+            ) from None
+        except OnlineStoreUnavailable:
+            raise
+        except Exception as error:  # Feast's registry read (SQLAlchemy, ...) while the DB is down
+            raise OnlineStoreUnavailable(
+                f"feature service unavailable: {_first_line(error)}"
+            ) from None
+        self._observe_store(time.perf_counter() - started)
+        return result
+
+    def _score(self, features: dict[str, UserFeatures], jobs: list[_Job]) -> dict[str, Answer]:
+        if not jobs:
+            return {}
+        split = self._split()
+        production = self.slots.model(PRODUCTION)
+        if production is None:
+            state = self.slots.states[PRODUCTION]
+            reason = state.error or self.slots.registry_error or "still loading"
+            raise ModelUnavailable(f"no production model loaded: {reason}")
+        by_variant: dict[str, list[str]] = {}
+        for user in dict.fromkeys(u for job in jobs for u in job.user_ids):
+            if features[user].complete:
+                variant = split.variant(user)
+                if variant == CHALLENGER and self.slots.model(CHALLENGER) is None:
+                    variant = PRODUCTION  # challenger not loaded (yet): production answers
+                by_variant.setdefault(variant, []).append(user)
+        answers, now, log_rows = {}, datetime.now(UTC), []
+        for variant, users in by_variant.items():
+            loaded = self.slots.model(variant)
+            results = loaded.scorer.score([features[u].values for u in users])
+            for user, result in zip(users, results, strict=True):
+                answers[user] = Answer(features[user], variant, loaded.version, result)
+                log_rows.append(
+                    (
+                        now,
+                        user,
+                        variant,
+                        loaded.alias,
+                        loaded.version,
+                        result.churn_probability,
+                        bool(result.prediction),
+                        features[user].event_ts,
+                    )
+                )
+        self._record(log_rows)
+        return answers
+
+    def _connected(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            try:
+                self._conn = psycopg.connect(
+                    self.database_url,
+                    autocommit=True,
+                    connect_timeout=CONNECT_TIMEOUT_S,
+                    options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+                )
+            except psycopg.Error as error:
+                raise OnlineStoreUnavailable(
+                    f"online store unreachable: {_first_line(error)}"
+                ) from None
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except psycopg.Error:
+                pass  # already broken: closing is only tidying up
+            self._conn = None
+
+
+def _resolve(job: _Job, result=None, error: BaseException | None = None) -> None:
+    def settle() -> None:
+        if job.future.done():  # the request timed out or was cancelled
+            return
+        if error is not None:
+            job.future.set_exception(error)
+        else:
+            job.future.set_result(result)
+
+    job.loop.call_soon_threadsafe(settle)
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return (lines[0] if lines else type(error).__name__)[:300]

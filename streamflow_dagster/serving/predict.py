@@ -1,0 +1,89 @@
+"""From online feature values to the model's answer (no FastAPI, no database).
+
+The reference is the model's own `predict_proba` on the frame `models.dataset.model_input`
+builds, the function training and batch scoring use. A model whose shape `compiled` knows is
+evaluated by the compiled path instead, but only after it gave bit-identical probabilities on
+the version's holdout rows and on edge rows (every feature unset in turn, an unknown
+category); otherwise scikit-learn's path serves it. `predict_proba` runs once: the label is
+derived from the probability as FixedThresholdClassifier.predict derives it
+(classes_[probability >= threshold]); the API tests compare both with the model itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..models.dataset import CATEGORICAL_FEATURES, model_input
+from .compiled import CompiledModel, compile_model, verify
+
+log = logging.getLogger("streamflow.serve")
+
+Row = Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class Scored:
+    churn_probability: float
+    prediction: int  # 1: the user is predicted to churn in the month after the features' AS_OF
+
+
+@dataclass(frozen=True)
+class Scorer:
+    model: object
+    features: list[str]  # the model's input columns, in its order
+    compiled: CompiledModel | None  # verified fast path, or None
+
+    def score(self, rows: Sequence[Row]) -> list[Scored]:
+        """The model's probability and label for each row of feature values, in order."""
+        if not rows:
+            return []
+        if self.compiled is not None:
+            probability = self.compiled.probability(rows)
+        else:
+            probability = self.model.predict_proba(self.frame(rows))[:, 1]
+        labels = labels_from_probability(self.model, probability, lambda: self.frame(rows))
+        return [
+            Scored(float(p), int(bool(label))) for p, label in zip(probability, labels, strict=True)
+        ]
+
+    def frame(self, rows: Sequence[Row]) -> pd.DataFrame:
+        records = pd.DataFrame.from_records(list(rows), columns=self.features)
+        return model_input(records, self.features)
+
+
+def make_scorer(model, features: list[str], sample_rows: Sequence[Row]) -> Scorer:
+    """A scorer for `model`, on the compiled path if it is exact on the sample and edge rows."""
+    compiled = compile_model(model)
+    if compiled is None:
+        log.info("model shape not compiled: scikit-learn's own predict_proba serves it")
+        return Scorer(model, features, None)
+    rows = [*sample_rows, *edge_rows(features, sample_rows[:1])]
+    if not sample_rows or not verify(compiled, model, features, rows):
+        log.warning("compiled path not verified on this model: scikit-learn's path serves it")
+        return Scorer(model, features, None)
+    return Scorer(model, features, compiled)
+
+
+def edge_rows(features: list[str], base: Sequence[Row]) -> list[dict]:
+    """Rows with each feature unset in turn, all unset, and unknown categories."""
+    template = dict(base[0]) if base else {name: 0.0 for name in features}
+    rows = [{**template, name: None} for name in features]
+    rows.append(dict.fromkeys(features))
+    for name in features:
+        if name in CATEGORICAL_FEATURES:
+            rows.append({**template, name: "not-a-known-category"})
+    return rows
+
+
+def labels_from_probability(model, probability: np.ndarray, frame) -> np.ndarray:
+    threshold = getattr(model, "threshold", None)
+    classes = getattr(model, "classes_", None)
+    plain_labels = getattr(model, "pos_label", None) is None  # FixedThresholdClassifier's default
+    if isinstance(threshold, float) and plain_labels and classes is not None and len(classes) == 2:
+        return np.asarray(classes)[(probability >= threshold).astype(int)]
+    return model.predict(frame())  # any other classifier: its own rule

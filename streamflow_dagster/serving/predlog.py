@@ -1,0 +1,129 @@
+"""Every prediction, logged to PostgreSQL for later evaluation, off the request path.
+
+The worker hands rows to an in-memory buffer (a deque append); a background thread COPYs
+the buffer into serving.prediction_log every FLUSH_SECONDS. A database outage keeps the rows
+buffered and retried; only beyond MAX_BUFFERED_ROWS are the oldest dropped, and counted (the
+`streamflow_prediction_log_dropped_total` metric), so an outage cannot exhaust the API's memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+
+import psycopg
+from psycopg import sql
+
+log = logging.getLogger("streamflow.serve")
+
+SCHEMA, TABLE = "serving", "prediction_log"
+COLUMNS = (
+    "predicted_at",
+    "user_id",
+    "variant",
+    "model_alias",
+    "model_version",
+    "churn_probability",
+    "prediction",
+    "features_as_of",
+)
+DDL = sql.SQL(
+    "create table if not exists {} (predicted_at timestamptz not null, user_id text not null, "
+    "variant text not null, model_alias text not null, model_version integer not null, "
+    "churn_probability double precision not null, prediction boolean not null, "
+    "features_as_of timestamptz)"
+).format(sql.Identifier(SCHEMA, TABLE))
+# A second of predictions per COPY: at a few thousand rows/s, one short transaction a second.
+FLUSH_SECONDS = 1.0
+# About 100 MB of rows at most while the database is away (a few minutes at full load).
+MAX_BUFFERED_ROWS = 500_000
+# Serialises the DDL when several API processes start at once.
+_DDL_LOCK_ID = 7_310_501
+
+
+def ensure_table(conn: psycopg.Connection) -> None:
+    with conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(%s)", (_DDL_LOCK_ID,))
+        conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(SCHEMA)))
+        conn.execute(DDL)
+        conn.execute(
+            sql.SQL("create index if not exists {} on {} (predicted_at)").format(
+                sql.Identifier(f"{TABLE}_predicted_at"), sql.Identifier(SCHEMA, TABLE)
+            )
+        )
+
+
+class PredictionLog:
+    def __init__(self, database_url: str, on_drop: Callable[[int], None] = lambda n: None):
+        self.database_url = database_url
+        self._rows: deque[tuple] = deque()
+        self._on_drop = on_drop
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._conn: psycopg.Connection | None = None
+        self.last_error: str | None = None
+
+    def record(self, rows: list[tuple]) -> None:
+        self._rows.extend(rows)
+        overflow = len(self._rows) - MAX_BUFFERED_ROWS
+        if overflow > 0:
+            for _ in range(overflow):
+                self._rows.popleft()
+            self._on_drop(overflow)
+
+    @property
+    def buffered(self) -> int:
+        return len(self._rows)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=15)
+        self.flush()
+        if self._conn is not None:
+            self._conn.close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(FLUSH_SECONDS):
+            self.flush()
+
+    def flush(self) -> int:
+        """Write the buffered rows; on failure they stay buffered for the next attempt."""
+        batch = []
+        while self._rows:
+            batch.append(self._rows.popleft())
+        if not batch:
+            return 0
+        try:
+            conn = self._connection()
+            with (
+                conn.transaction(),
+                conn.cursor().copy(
+                    sql.SQL("copy {} ({}) from stdin").format(
+                        sql.Identifier(SCHEMA, TABLE),
+                        sql.SQL(", ").join(map(sql.Identifier, COLUMNS)),
+                    )
+                ) as copy,
+            ):
+                for row in batch:
+                    copy.write_row(row)
+        except psycopg.Error as error:
+            self._rows.extendleft(reversed(batch))  # back in front, in order
+            self.last_error = str(error).strip().splitlines()[0] if str(error) else "error"
+            log.warning(f"prediction log: {len(batch)} rows kept for retry ({self.last_error})")
+            if self._conn is not None:
+                self._conn.close()
+            self._conn = None
+            return 0
+        self.last_error = None
+        return len(batch)
+
+    def _connection(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self.database_url, connect_timeout=2)
+            ensure_table(self._conn)
+        return self._conn

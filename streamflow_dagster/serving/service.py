@@ -1,0 +1,154 @@
+"""The API's moving parts, wired together: online reads, models, split, prediction log, metrics.
+
+`Service.from_installation()` builds it for this installation (the embedded PostgreSQL or
+STREAMFLOW_DATABASE_URL, MLflow in PostgreSQL or MLFLOW_TRACKING_URI); tests build it with
+their own database and registry.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+
+from ..features.online_read import OnlineReader
+from ..models.registry import PRODUCTION_ALIAS
+from .engine import Engine
+from .metrics import Metrics, build_metrics
+from .models import ModelSlots, Watcher, default_aliases
+from .predict import Scorer, make_scorer
+from .predlog import PredictionLog
+from .split import CHALLENGER, Split
+
+log = logging.getLogger("streamflow.serve")
+
+
+def feature_reader(database_url: str) -> OnlineReader:
+    """The direct reader of the churn feature service, as applied in Feast's registry."""
+    from ..features.specs import service_views
+    from ..features.store import FEATURE_SERVICE, feature_store
+
+    store = feature_store(database_url)
+    return OnlineReader(service_views(store, FEATURE_SERVICE), store.config.online_store.db_schema)
+
+
+class MlflowAliases:
+    """Alias -> version and version -> model, against the MLflow registry (client made lazily,
+    so the API starts, and reports 503, while the registry's database is away)."""
+
+    def __init__(self, tracking_uri: str):
+        self.tracking_uri = tracking_uri
+        self._client = None
+
+    def client(self):
+        if self._client is None:
+            from mlflow.tracking import MlflowClient
+
+            self._client = MlflowClient(
+                tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri
+            )
+        return self._client
+
+    def resolve(self, alias: str) -> int | None:
+        from ..models.registry import alias_version
+
+        version = alias_version(self.client(), alias)
+        return int(version.version) if version else None
+
+    def load(self, version: int) -> Scorer:
+        """The version's model, verified on its holdout rows for the compiled path."""
+        from ..models.dataset import model_features
+        from ..models.registry import get_version, load_holdout, load_version
+
+        model = load_version(self.client(), version)
+        features = model_features(model)
+        try:
+            holdout = load_holdout(self.client(), get_version(self.client(), version))
+            rows = holdout[features].astype(object).where(holdout[features].notna(), None)
+            sample = rows.to_dict("records")
+        except LookupError as error:  # no holdout logged: scikit-learn's path serves it
+            log.warning(f"v{version}: {error}")
+            sample = []
+        return make_scorer(model, features, sample)
+
+
+class Service:
+    def __init__(
+        self,
+        database_url: str,
+        aliases: MlflowAliases,
+        split: Split,
+        reload_seconds: float,
+        admin_token: str | None,
+        production_alias: str = PRODUCTION_ALIAS,
+    ):
+        self.metrics: Metrics = build_metrics()
+        self.admin_token = admin_token
+        self._split = split
+        self._split_lock = threading.Lock()
+        self.predictions_log = PredictionLog(database_url, self.metrics.log_dropped.inc)
+        self.slots = ModelSlots(
+            aliases.resolve,
+            aliases.load,
+            lambda: self.engine.features,
+            default_aliases(production_alias, split.challenger_alias),
+        )
+        self.engine = Engine(
+            database_url,
+            lambda: feature_reader(database_url),
+            self.slots,
+            lambda: self._split,
+            self._record,
+            self.metrics.store_latency.observe,
+        )
+        self.watcher = Watcher(self.slots, reload_seconds)
+
+    @classmethod
+    def from_installation(cls) -> Service:
+        from ..db import warehouse_url
+        from ..mlflow_store import resolve_store
+        from ..settings import load_serve_settings, load_settings
+
+        settings, serve = load_settings(), load_serve_settings()
+        return cls(
+            warehouse_url(settings),  # starts the embedded server when it is the default
+            MlflowAliases(resolve_store(settings).tracking_uri),
+            Split(serve.challenger_alias, serve.challenger_share),
+            serve.reload_seconds,
+            serve.admin_token,
+        )
+
+    @property
+    def split(self) -> Split:
+        return self._split
+
+    def set_split(self, split: Split) -> None:
+        with self._split_lock:
+            self.slots.set_challenger(split.challenger_alias)
+            self._split = split
+        self.watcher.wake()
+
+    def start(self) -> None:
+        self.predictions_log.start()
+        self.engine.start()
+        self.watcher.start()
+
+    def stop(self) -> None:
+        self.watcher.stop()
+        self.engine.stop()
+        self.predictions_log.stop()
+
+    def update_model_gauges(self) -> None:
+        for variant, state in self.slots.states.items():
+            alias = self.slots.aliases.get(variant, "")
+            version = state.loaded.version if state.loaded else 0
+            self.metrics.model_version.labels(variant, alias).set(version)
+        if CHALLENGER not in self.slots.states:
+            for sample in list(self.metrics.model_version.collect()[0].samples):
+                if sample.labels.get("variant") == CHALLENGER:
+                    self.metrics.model_version.remove(CHALLENGER, sample.labels["alias"])
+
+    def _record(self, rows: list[tuple]) -> None:
+        self.predictions_log.record(rows)
+        for (variant, version), count in Counter((row[2], row[4]) for row in rows).items():
+            self.metrics.predictions.labels(variant, str(version)).inc(count)
