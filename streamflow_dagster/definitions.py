@@ -9,6 +9,7 @@ from .assets.dbt import DBT_EXECUTABLE, DBT_PROJECT, dbt_models
 from .assets.features import FEATURE_ASSETS, FeastResource, feast_registry
 from .assets.landing import landing_ingestion
 from .assets.models import MODEL_ASSETS, model_resources
+from .assets.monitors import MONITOR_ASSETS
 from .resources import LandingResource, WarehouseResource
 from .sensors import MONTHLY_JOB, build_landing_sensor
 from .settings import load_settings
@@ -48,7 +49,7 @@ def build_definitions(**resource_overrides) -> dg.Definitions:
     """The code location; tests override resources (e.g. a fresh database) by key."""
     resources = {**build_resources(), **resource_overrides}
     return dg.Definitions(
-        assets=[landing_ingestion, dbt_models, *FEATURE_ASSETS, *MODEL_ASSETS],
+        assets=[landing_ingestion, dbt_models, *FEATURE_ASSETS, *MODEL_ASSETS, *MONITOR_ASSETS],
         jobs=[setup_job, monthly_job],
         sensors=[build_landing_sensor(resources["landing"].folder)],
         resources=resources,
