@@ -42,11 +42,16 @@ def deliver(
 
     A failure is recorded on its delivery row and logged through `warn`, and the next call
     retries it (up to store.MAX_DELIVERY_ATTEMPTS): the alert itself is already in the table.
+    A sink that failed once is not tried again in the same call, so a sink that is down
+    costs one timeout per tick, not one per queued alert.
     """
     sent = failed = 0
     if not senders:
         return sent, failed
+    down: set[str] = set()
     for delivery in store.pending(conn, list(senders)):
+        if delivery.sink in down:
+            continue  # stays queued for the next call, its attempts unchanged
         try:
             senders[delivery.sink](delivery.alert)
         except Exception as err:  # any sink error: recorded and retried, never lost
@@ -57,6 +62,7 @@ def deliver(
                 f"(attempt {delivery.attempts + 1} of {store.MAX_DELIVERY_ATTEMPTS}): {error}"
             )
             failed += 1
+            down.add(delivery.sink)
         else:
             store.mark(conn, delivery, None)
             sent += 1
