@@ -6,12 +6,14 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 
 from .assets.dbt import DBT_EXECUTABLE, DBT_PROJECT, dbt_models
+from .assets.docs import DOCS_JOB, dbt_docs
 from .assets.features import FEATURE_ASSETS, FeastResource, feast_registry
 from .assets.landing import landing_ingestion
 from .assets.models import MODEL_ASSETS, model_resources
 from .assets.monitors import MONITOR_ASSETS
 from .resources import LandingResource, WarehouseResource
-from .sensors import MONTHLY_JOB, build_landing_sensor
+from .schedules import build_freshness_schedule, freshness_alert_job
+from .sensors import MONTHLY_JOB, AlertsResource, alert_sensor, build_landing_sensor
 from .settings import load_settings
 
 
@@ -24,6 +26,14 @@ def build_resources() -> dict:
         "landing": LandingResource(path=str(settings.landing_dir)),
         "dbt": DbtCliResource(project_dir=DBT_PROJECT, dbt_executable=DBT_EXECUTABLE),
         "feast": FeastResource(),
+        "alerts": AlertsResource(
+            ui_url=settings.ui_url,
+            webhook_url=(
+                dg.EnvVar("STREAMFLOW_ALERT_WEBHOOK_URL") if settings.alert_webhook_url else None
+            ),
+            slack_token=dg.EnvVar("STREAMFLOW_SLACK_TOKEN") if settings.slack_token else None,
+            slack_channel=settings.slack_channel,
+        ),
         **model_resources(),
     }
 
@@ -31,10 +41,12 @@ def build_resources() -> dict:
 # Assets that are not per month: applied once, before months that need them.
 SETUP_ASSETS = [feast_registry]
 SETUP_JOB = "streamflow_setup"
+# The dbt docs: re-generated when the dbt project changes, never paid for by a month run.
+DOCS_ASSETS = [dbt_docs]
 
 monthly_job = dg.define_asset_job(
     MONTHLY_JOB,
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*SETUP_ASSETS),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*SETUP_ASSETS, *DOCS_ASSETS),
     description="One month (AS_OF) through the whole graph: landing files, marts, online "
     "features, training set, churn model, promotion and batch scores.",
 )
@@ -43,15 +55,28 @@ setup_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(*SETUP_ASSETS),
     description="What every month needs first: the Feast definitions applied.",
 )
+docs_job = dg.define_asset_job(
+    DOCS_JOB,
+    selection=dg.AssetSelection.assets(*DOCS_ASSETS),
+    description="The dbt docs with the live catalog, served by `streamflow docs`.",
+)
 
 
 def build_definitions(**resource_overrides) -> dg.Definitions:
     """The code location; tests override resources (e.g. a fresh database) by key."""
     resources = {**build_resources(), **resource_overrides}
     return dg.Definitions(
-        assets=[landing_ingestion, dbt_models, *FEATURE_ASSETS, *MODEL_ASSETS, *MONITOR_ASSETS],
-        jobs=[setup_job, monthly_job],
-        sensors=[build_landing_sensor(resources["landing"].folder)],
+        assets=[
+            landing_ingestion,
+            dbt_models,
+            *FEATURE_ASSETS,
+            *MODEL_ASSETS,
+            *DOCS_ASSETS,
+            *MONITOR_ASSETS,
+        ],
+        jobs=[setup_job, monthly_job, docs_job, freshness_alert_job],
+        sensors=[build_landing_sensor(resources["landing"].folder), alert_sensor],
+        schedules=[build_freshness_schedule(resources["landing"].folder)],
         resources=resources,
     )
 
