@@ -23,6 +23,7 @@ import psycopg
 from threadpoolctl import threadpool_limits
 
 from ..features.online_read import OnlineReader, UserFeatures
+from .errors import reason
 from .models import ModelSlots
 from .predict import Scored
 from .split import CHALLENGER, PRODUCTION, Split
@@ -147,7 +148,7 @@ class Engine:
             return
         except Exception as error:  # a bug must not kill the worker: every request gets a 503
             log.exception("batch failed")
-            failure = OnlineStoreUnavailable(f"internal error: {_first_line(error)}")
+            failure = OnlineStoreUnavailable(f"internal error: {reason(error)}")
             for job in jobs:
                 _resolve(job, error=failure)
             return
@@ -166,15 +167,11 @@ class Engine:
             result = self._reader.read(self._connected(), ids)
         except psycopg.Error as error:
             self._drop_connection()
-            raise OnlineStoreUnavailable(
-                f"online store unreachable: {_first_line(error)}"
-            ) from None
+            raise OnlineStoreUnavailable(f"online store unreachable: {reason(error)}") from None
         except OnlineStoreUnavailable:
             raise
         except Exception as error:  # Feast's registry read (SQLAlchemy, ...) while the DB is down
-            raise OnlineStoreUnavailable(
-                f"feature service unavailable: {_first_line(error)}"
-            ) from None
+            raise OnlineStoreUnavailable(f"feature service unavailable: {reason(error)}") from None
         self._observe_store(time.perf_counter() - started)
         return result
 
@@ -225,9 +222,7 @@ class Engine:
                     options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
                 )
             except psycopg.Error as error:
-                raise OnlineStoreUnavailable(
-                    f"online store unreachable: {_first_line(error)}"
-                ) from None
+                raise OnlineStoreUnavailable(f"online store unreachable: {reason(error)}") from None
         return self._conn
 
     def _drop_connection(self) -> None:
@@ -249,8 +244,3 @@ def _resolve(job: _Job, result=None, error: BaseException | None = None) -> None
             job.future.set_result(result)
 
     job.loop.call_soon_threadsafe(settle)
-
-
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return (lines[0] if lines else type(error).__name__)[:300]

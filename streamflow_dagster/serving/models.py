@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .errors import reason
 from .predict import Scorer
 from .split import CHALLENGER, PRODUCTION
 
@@ -80,7 +81,9 @@ class ModelSlots:
                 try:
                     version = self._resolve(alias)
                 except Exception as error:  # reported by /ready; the loaded model keeps serving
-                    self.registry_error = f"model registry unreachable: {_reason(error)}"
+                    self.registry_error = (
+                        f"model registry unreachable: {reason(error, with_type=True)}"
+                    )
                     log.warning(self.registry_error)
                     return changes
                 self.registry_error = None
@@ -96,7 +99,8 @@ class ModelSlots:
                     state.error = None
                     changes.append(f"{variant} ({alias}) now v{version}")
                 except Exception as error:  # keep serving the loaded model; /ready says why
-                    state.error = f"cannot load v{version} of alias {alias!r}: {_reason(error)}"
+                    why = reason(error, with_type=True)
+                    state.error = f"cannot load v{version} of alias {alias!r}: {why}"
                     log.error(state.error)
         return changes
 
@@ -146,9 +150,3 @@ def default_aliases(production_alias: str, challenger_alias: str | None) -> dict
     if challenger_alias:
         aliases[CHALLENGER] = challenger_alias
     return aliases
-
-
-def _reason(error: BaseException) -> str:
-    """The first line of an error, without a stack trace (it may reach an HTTP response)."""
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}"[:300]

@@ -16,6 +16,8 @@ from collections.abc import Callable
 import psycopg
 from psycopg import sql
 
+from .errors import reason
+
 log = logging.getLogger("streamflow.serve")
 
 SCHEMA, TABLE = "serving", "prediction_log"
@@ -113,7 +115,7 @@ class PredictionLog:
                     copy.write_row(row)
         except psycopg.Error as error:
             self._rows.extendleft(reversed(batch))  # back in front, in order
-            self.last_error = str(error).strip().splitlines()[0] if str(error) else "error"
+            self.last_error = reason(error)
             log.warning(f"prediction log: {len(batch)} rows kept for retry ({self.last_error})")
             if self._conn is not None:
                 self._conn.close()
