@@ -16,13 +16,14 @@ from ..landing.checks import CheckOutcome
 
 # The share of users a retention campaign contacts: the highest-scored 10%.
 TOP_SHARE = 0.1
-# A month's AUC is one draw: it moves by its standard error from month to month with no change
-# in the model. 2 standard errors keeps false alarms from sampling noise near 2% (one-sided).
-# On the demo (7,000 users, 7% churn, AUC ~0.8) the DeLong s.e. is ~0.012, so 2 s.e. ~0.025.
+# The check compares two estimates: this month's AUC and the model's holdout AUC at training.
+# Each has a standard error (this month's from DeLong, the holdout's from Hanley-McNeil and its
+# size); their difference has s.e. sqrt(a^2 + b^2), and warning beyond 2 of those keeps false
+# alarms from sampling noise near 2% a month (one-sided). On the demo (7,000 users, 7% churn,
+# AUC ~0.8): month s.e. ~0.012, holdout (a fifth of a month) ~0.027, so the margin is ~0.06.
 AUC_MARGIN_SE = 2.0
-# Never closer than 0.03: the reference (the model's holdout AUC at training) is itself an
-# estimate from a quarter of a month's users (s.e. ~0.015-0.025 on the demo), so on very large
-# months, where 2 s.e. shrinks to thousandths, a smaller margin would alert on its noise.
+# Never closer than 0.03: below that an AUC change is not worth a person's attention, and very
+# large months would otherwise shrink the margin to thousandths.
 MIN_AUC_MARGIN = 0.03
 
 
@@ -86,14 +87,32 @@ def realized_performance(labels: np.ndarray, scores: np.ndarray) -> RealizedPerf
     )
 
 
-def auc_margin(auc_se: float, sds: float = AUC_MARGIN_SE, floor: float = MIN_AUC_MARGIN) -> float:
-    return max(floor, sds * auc_se)
+def hanley_mcneil_se(auc: float, positives: int, negatives: int) -> float:
+    """The s.e. of an AUC measured on that many positives and negatives (Hanley & McNeil 1982)."""
+    if positives < 1 or negatives < 1:
+        return 0.0
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    variance = (
+        auc * (1 - auc) + (positives - 1) * (q1 - auc**2) + (negatives - 1) * (q2 - auc**2)
+    ) / (positives * negatives)
+    return math.sqrt(max(variance, 0.0))
+
+
+def auc_margin(
+    auc_se: float,
+    reference_se: float = 0.0,
+    sds: float = AUC_MARGIN_SE,
+    floor: float = MIN_AUC_MARGIN,
+) -> float:
+    """How far below the reference AUC a month may fall before it is more than noise."""
+    return max(floor, sds * math.hypot(auc_se, reference_se))
 
 
 def performance_outcome(
     performance: RealizedPerformance,
     expected_auc: float | None,
     model_version: str,
+    expected_se: float = 0.0,
     sds: float = AUC_MARGIN_SE,
     floor: float = MIN_AUC_MARGIN,
 ) -> CheckOutcome:
@@ -113,20 +132,22 @@ def performance_outcome(
             "compare with; retrain the month (churn_model) to log it",
             {"realized_auc": round(performance.auc, 4)},
         )
-    margin = auc_margin(performance.auc_se or 0.0, sds, floor)
+    month_se = performance.auc_se or 0.0
+    margin = auc_margin(month_se, expected_se, sds, floor)
     drop = expected_auc - performance.auc
     metadata = {
         "realized_auc": round(performance.auc, 4),
         "expected_auc": round(expected_auc, 4),
         "auc_drop": round(drop, 4),
         "margin": round(margin, 4),
-        "auc_se": round(performance.auc_se or 0.0, 4),
+        "auc_se": round(month_se, 4),
+        "expected_auc_se": round(expected_se, 4),
         "model_version": model_version,
     }
     summary = (
         f"realized AUC {performance.auc:.3f} vs v{model_version}'s holdout AUC "
-        f"{expected_auc:.3f} (drop {drop:+.3f}, margin {margin:.3f} = max({floor}, "
-        f"{sds:g} x s.e. {performance.auc_se or 0.0:.3f}))"
+        f"{expected_auc:.3f} (drop {drop:+.3f}, margin {margin:.3f} = max({floor}, {sds:g} x "
+        f"s.e. {math.hypot(month_se, expected_se):.3f}))"
     )
     if drop > margin:
         return CheckOutcome(False, "WARN", f"Below expectation: {summary}", metadata)

@@ -160,6 +160,7 @@ def test_realized_performance_once_labels_land(stack):
     check = checks(landed)[REALIZED_AUC_CHECK]
     margin = check.metadata["margin"].value
     assert margin >= 0.03 and check.metadata["expected_auc"].value > 0.6
+    assert 0 < check.metadata["expected_auc_se"].value < 0.1  # the May holdout's 500 users
     assert check.passed == (check.metadata["auc_drop"].value <= margin)
     assert check.severity == dg.AssetCheckSeverity.WARN  # an alert, never blocking
 

@@ -19,7 +19,9 @@ from streamflow_dagster.monitoring.drift import (
 )
 from streamflow_dagster.monitoring.performance import (
     MIN_AUC_MARGIN,
+    auc_margin,
     auc_with_se,
+    hanley_mcneil_se,
     performance_outcome,
     precision_at_top,
     realized_performance,
@@ -180,6 +182,19 @@ def test_auc_and_delong_se_agree_with_sklearn_and_the_bootstrap():
     assert auc_with_se(labels, tied)[0] == pytest.approx(roc_auc_score(labels, tied))
 
 
+def test_hanley_mcneil_se_and_the_margin_on_the_demo_scale():
+    labels, scores = labelled_scores(n=7000)
+    auc, delong = auc_with_se(labels, scores)
+    positives = int(labels.sum())
+    approx = hanley_mcneil_se(auc, positives, len(labels) - positives)
+    assert delong <= approx < 1.5 * delong  # an approximation, on the cautious side here
+    # The demo: a 7,000-user month (s.e. ~0.012) against a 1,400-user holdout (~0.027).
+    month, holdout = hanley_mcneil_se(0.8, 490, 6510), hanley_mcneil_se(0.8, 98, 1302)
+    assert 0.01 < month < 0.014 and 0.024 < holdout < 0.03
+    assert 0.05 < auc_margin(month, holdout) < 0.07
+    assert auc_margin(0.001) == MIN_AUC_MARGIN  # huge months: the floor
+
+
 def test_precision_at_top_decile_and_lift():
     labels = np.array([True] * 10 + [False] * 90)
     scores = np.linspace(1, 0, 100)  # the churners have the highest scores
@@ -194,9 +209,10 @@ def test_performance_outcome_warns_below_margin_only():
     performance = realized_performance(labels, scores)
     within = performance_outcome(performance, performance.auc + 0.01, "4")
     assert within.passed and within.metadata["margin"] >= MIN_AUC_MARGIN
-    below = performance_outcome(performance, performance.auc + 0.1, "4")
+    below = performance_outcome(performance, performance.auc + 0.1, "4", expected_se=0.02)
     assert (below.passed, below.severity) == (False, "WARN")
     assert below.metadata["auc_drop"] == pytest.approx(0.1, abs=1e-4)
+    assert below.metadata["margin"] == pytest.approx(2 * np.hypot(performance.auc_se, 0.02), 1e-3)
     single_class = realized_performance(np.zeros(50, dtype=bool), np.linspace(0, 1, 50))
     assert single_class.auc is None
     assert not performance_outcome(single_class, 0.8, "4").passed
