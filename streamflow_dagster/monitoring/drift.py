@@ -148,6 +148,14 @@ def compare_months(
     )
 
 
+def sampling_noise_psi(drift: FeatureDrift, comparison: DriftComparison) -> float:
+    """Expected PSI of two samples of one distribution: (bins - 1) * (1/n_ref + 1/n_cur)."""
+    rows = (comparison.reference_rows, comparison.current_rows)
+    if min(rows) == 0:
+        return 0.0
+    return (len(drift.bins) - 1) * (1 / rows[0] + 1 / rows[1])
+
+
 def drift_outcome(
     comparison: DriftComparison | None,
     no_reference_reason: str,
@@ -166,6 +174,9 @@ def drift_outcome(
         "max_psi": round(comparison.max_psi, 4),
         "reference_as_of": comparison.reference_as_of,
         "features_over_warn": over_warn,
+        # What sampling alone gives the top feature with no change at all; the bands assume it
+        # is small (thousands of users). Hundreds of users make it comparable to WARN_PSI.
+        "sampling_noise_psi": round(sampling_noise_psi(top, comparison), 4) if top else 0.0,
     }
     summary = (
         f"{comparison.current_as_of} vs {comparison.reference} {comparison.reference_as_of}: "

@@ -129,6 +129,8 @@ def test_drift_outcome_levels():
         and "hours" in outcome.metadata["features_over_warn"]
     )
     assert "2024-06-30" in outcome.description and "major" in outcome.description
+    # 10 bins, 5,000 users a month: sampling alone gives about 9 * 2 / 5000.
+    assert outcome.metadata["sampling_noise_psi"] == pytest.approx(0.0036)
     first = drift_outcome(None, "no reference month: 2024-01-31 is the first landed month")
     assert first.passed and "no reference month" in first.description
 
