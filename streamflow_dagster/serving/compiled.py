@@ -7,15 +7,18 @@ objects with a handful of numpy operations on the same float64 values:
 
 - the one-hot encoding of the categorical column(s) and the passthrough remainder, in the
   ColumnTransformer's own output order;
-- every tree at once, level by level, with the predictor's own rule (NaN follows
-  `missing_go_to_left`, else `x <= num_threshold` goes left);
-- the raw score summed tree by tree in the same order as scikit-learn (a cumulative sum is
-  sequential, so the float64 rounding is identical), then the model's own loss link.
+- every tree at once, level by level, with the trees' own rule (NaN follows
+  `missing_go_to_left`, else `x <= threshold` goes left; a random forest compares the float32
+  value, as its trees do);
+- the trees' outputs summed tree by tree in scikit-learn's order (a cumulative sum is
+  sequential, so the float64 rounding is identical): gradient boosting adds them to its
+  baseline and applies its loss link, a random forest divides the sum by the tree count.
 
 It only takes the shapes it knows (Pipeline[ColumnTransformer(OneHotEncoder, passthrough),
-binary HistGradientBoostingClassifier without categorical splits]); anything else is served
-by scikit-learn's own path. `verify` compares both paths bit for bit on given rows, and the
-API uses the fast path only for a model that passed it at load.
+binary HistGradientBoostingClassifier without categorical splits or binary
+RandomForestClassifier]); anything else is served by scikit-learn's own path. `verify`
+compares both paths bit for bit on given rows, and the API uses the fast path only for a
+model that passed it at load.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 
@@ -53,8 +56,9 @@ class CompiledModel:
     value: np.ndarray
     roots: np.ndarray  # each tree's root node
     levels: int  # the deepest leaf's depth: that many steps reach every leaf
-    baseline: float
-    link_inverse: object  # the loss's inverse link (expit for the binomial loss)
+    baseline: float  # gradient boosting's start value; 0.0 for a forest
+    link_inverse: object | None  # boosting's inverse link (expit); None for a forest
+    float32_inputs: bool  # a forest's trees compare float32 values
 
     def transform(self, rows: Sequence[Mapping[str, object]]) -> np.ndarray:
         """The ColumnTransformer's output for the rows, as model_input would feed it.
@@ -74,6 +78,8 @@ class CompiledModel:
 
     def probability(self, rows: Sequence[Mapping[str, object]]) -> np.ndarray:
         X = self.transform(rows)
+        if self.float32_inputs:
+            X = X.astype(np.float32).astype(np.float64)
         rows = np.arange(len(X))[:, None]
         node = np.broadcast_to(self.roots, (len(X), len(self.roots))).copy()
         for _ in range(self.levels):
@@ -84,10 +90,12 @@ class CompiledModel:
             step = np.where(go_left, self.left[node], self.right[node])
             node = np.where(self.is_leaf[node], node, step)
         leaves = self.value[node]
-        # raw = baseline, then += each tree in order: exactly scikit-learn's float64 sums.
+        # total = start, then += each tree in order: exactly scikit-learn's float64 sums.
         terms = np.concatenate([np.full((len(X), 1), self.baseline), leaves], axis=1)
-        raw = np.cumsum(terms, axis=1)[:, -1]
-        return self.link_inverse(raw)
+        total = np.cumsum(terms, axis=1)[:, -1]
+        if self.link_inverse is None:
+            return total / len(self.roots)
+        return self.link_inverse(total)
 
 
 def compile_model(model) -> CompiledModel | None:
@@ -96,32 +104,85 @@ def compile_model(model) -> CompiledModel | None:
     if not isinstance(pipeline, Pipeline) or len(pipeline.steps) != 2:
         return None
     encoder, classifier = pipeline.steps[0][1], pipeline.steps[1][1]
-    if not isinstance(encoder, ColumnTransformer) or not isinstance(
-        classifier, HistGradientBoostingClassifier
-    ):
+    columns = _encoder_columns(encoder) if isinstance(encoder, ColumnTransformer) else None
+    if columns is None or len(getattr(classifier, "classes_", [])) != 2:
         return None
-    columns = _encoder_columns(encoder)
-    if columns is None or classifier.n_trees_per_iteration_ != 1 or len(classifier.classes_) != 2:
-        return None
+    if isinstance(classifier, HistGradientBoostingClassifier):
+        return _boosting(columns, classifier)
+    if isinstance(classifier, RandomForestClassifier):
+        return _forest(columns, classifier)
+    return None
+
+
+def _boosting(columns, classifier: HistGradientBoostingClassifier) -> CompiledModel | None:
     trees = [predictors[0].nodes for predictors in classifier._predictors]
-    if any(tree["is_categorical"].any() for tree in trees):
+    if classifier.n_trees_per_iteration_ != 1 or any(t["is_categorical"].any() for t in trees):
         return None
-    offsets = np.cumsum([0] + [len(tree) for tree in trees[:-1]])
+    sizes = [len(tree) for tree in trees]
     nodes = np.concatenate(trees)
-    shift = np.repeat(offsets, [len(tree) for tree in trees])
-    return CompiledModel(
-        columns=columns,
-        feature=nodes["feature_idx"].astype(np.intp),
-        threshold=nodes["num_threshold"].astype(np.float64),
-        missing_left=nodes["missing_go_to_left"].astype(bool),
-        left=(nodes["left"].astype(np.intp) + shift),
-        right=(nodes["right"].astype(np.intp) + shift),
-        is_leaf=nodes["is_leaf"].astype(bool),
-        value=nodes["value"].astype(np.float64),
-        roots=offsets.astype(np.intp),
+    return _stacked(
+        columns,
+        sizes,
+        feature=nodes["feature_idx"],
+        threshold=nodes["num_threshold"],
+        missing_left=nodes["missing_go_to_left"],
+        left=nodes["left"],
+        right=nodes["right"],
+        is_leaf=nodes["is_leaf"],
+        value=nodes["value"],
         levels=int(nodes["depth"].max()),
         baseline=float(np.asarray(classifier._baseline_prediction).ravel()[0]),
         link_inverse=classifier._loss.link.inverse,
+        float32_inputs=False,
+    )
+
+
+def _forest(columns, forest: RandomForestClassifier) -> CompiledModel | None:
+    # Trees on several threads add up in a varying order: only the sequential sum is exact.
+    if forest.n_outputs_ != 1 or forest.n_jobs not in (None, 1):
+        return None
+    trees = [estimator.tree_ for estimator in forest.estimators_]
+    sizes = [tree.node_count for tree in trees]
+
+    def stacked(attribute: str) -> np.ndarray:
+        return np.concatenate([getattr(tree, attribute) for tree in trees])
+
+    left = stacked("children_left")
+    return _stacked(
+        columns,
+        sizes,
+        feature=np.maximum(stacked("feature"), 0),  # leaves hold -2: never read
+        threshold=stacked("threshold"),
+        missing_left=stacked("missing_go_to_left"),
+        left=np.maximum(left, 0),
+        right=np.maximum(stacked("children_right"), 0),
+        is_leaf=left < 0,
+        value=np.concatenate([tree.value[:, 0, 1] for tree in trees]),
+        levels=max(tree.max_depth for tree in trees),
+        baseline=0.0,
+        link_inverse=None,
+        float32_inputs=True,
+    )
+
+
+def _stacked(columns, sizes: list[int], **arrays) -> CompiledModel:
+    """One node table for all trees: child indices shifted by their tree's offset."""
+    offsets = np.cumsum([0, *sizes[:-1]]).astype(np.intp)
+    shift = np.repeat(offsets, sizes)
+    return CompiledModel(
+        columns=columns,
+        feature=arrays["feature"].astype(np.intp),
+        threshold=arrays["threshold"].astype(np.float64),
+        missing_left=arrays["missing_left"].astype(bool),
+        left=arrays["left"].astype(np.intp) + shift,
+        right=arrays["right"].astype(np.intp) + shift,
+        is_leaf=arrays["is_leaf"].astype(bool),
+        value=arrays["value"].astype(np.float64),
+        roots=offsets,
+        levels=arrays["levels"],
+        baseline=arrays["baseline"],
+        link_inverse=arrays["link_inverse"],
+        float32_inputs=arrays["float32_inputs"],
     )
 
 
