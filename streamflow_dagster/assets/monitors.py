@@ -118,7 +118,9 @@ def feature_drift(
     report = _write_drift_report(str(as_of), comparisons, frames, current, notes, config)
     context.log.info(f"{as_of}: drift report at {report}")
     return dg.MaterializeResult(
-        metadata=_drift_metadata(str(as_of), len(features), references, comparisons, notes, report),
+        metadata=_drift_metadata(
+            str(as_of), len(features), references, comparisons, notes, report, config
+        ),
         check_results=[
             dg.AssetCheckResult(
                 check_name=check,
@@ -143,7 +145,7 @@ def _write_drift_report(as_of, comparisons, frames, current, notes, config):
     return write_report(load_settings().home / "reports" / "drift" / f"{as_of}.html", page)
 
 
-def _drift_metadata(as_of, feature_count, references, comparisons, notes, report) -> dict:
+def _drift_metadata(as_of, feature_count, references, comparisons, notes, report, config) -> dict:
     from ..monitoring.report import png_markdown, psi_bar_png
 
     metadata = {
@@ -174,7 +176,8 @@ def _drift_metadata(as_of, feature_count, references, comparisons, notes, report
     )
     metadata["top_drifted"] = dg.MetadataValue.md(_top_drifted_table(comparisons))
     chart = comparisons.get(PREVIOUS_MONTH) or worst
-    metadata["psi_chart"] = dg.MetadataValue.md(png_markdown(psi_bar_png(chart), "PSI per feature"))
+    chart_png = psi_bar_png(chart, config.warn_psi, config.error_psi)
+    metadata["psi_chart"] = dg.MetadataValue.md(png_markdown(chart_png, "PSI per feature"))
     return metadata
 
 
