@@ -29,6 +29,12 @@ test: install lint  ## lint, then the whole test suite on the real stack
 unit: install  ## the fast tests only (no database)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
+# The browser tour alone (installs Debian's chromium if missing). STREAMFLOW_SCREENSHOTS=1
+# also refreshes the README's pictures in docs/screenshots.
+.PHONY: e2e
+e2e: install  ## the end-to-end browser test: Dagster UI and dbt docs in headless chromium
+	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
