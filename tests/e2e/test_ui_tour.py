@@ -75,8 +75,10 @@ def test_failed_check_page_says_what_failed(dagster_ui, page, screenshot):
 def test_alert_of_the_failed_check(dagster_ui, ui_state, page, screenshot):
     """alert_sensor's first tick in `dagster dev` turns the CLI's failed check into an alert."""
     page.goto(f"{dagster_ui}/locations/{LOCATION}/sensors/alert_sensor")
-    # Ticks show up live; the first one comes shortly after the daemon starts.
-    page.get_by_role("button", name="View logs").first.click(timeout=180_000)
+    # Ticks show up live, newest first. The first tick, shortly after the daemon starts, reads
+    # every run ended so far; later ones find nothing new. So open the oldest tick's logs.
+    page.get_by_role("button", name="View logs").first.wait_for(timeout=180_000)
+    page.get_by_role("button", name="View logs").last.click()
     expected = f"Check raw_subscriptions / reject_rate failed for {BAD_MONTH}"
     page.get_by_text(expected).first.wait_for()
     page.wait_for_timeout(1000)  # the log dialog fades in
