@@ -48,7 +48,8 @@ monthly_job = dg.define_asset_job(
     MONTHLY_JOB,
     selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*SETUP_ASSETS, *DOCS_ASSETS),
     description="One month (AS_OF) through the whole graph: landing files, marts, online "
-    "features, training set, churn model, promotion and batch scores.",
+    "features, training set, churn model, promotion, batch scores, drift and realized "
+    "performance.",
 )
 setup_job = dg.define_asset_job(
     SETUP_JOB,

@@ -106,6 +106,7 @@ def render(
         "  streamflow docs               the dbt docs (models, columns, tests)",
         "  streamflow db url             psql into the warehouse (schemas raw, staging, marts)",
         "  streamflow model ui           the MLflow UI (runs, plots, registry, aliases)",
+        "  streamflow serve              the online API: /predict/{user_id}, docs on /docs",
         f"  state folder                  {home}",
         f"  rejected rows                 {RAW_SCHEMA}.{QUARANTINE_TABLE} (table_name, as_of,"
         " line_number, raw_record, reason)",
