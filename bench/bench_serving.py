@@ -110,7 +110,7 @@ def prepare_state(home: Path, users: int, env: dict) -> None:
     status = subprocess.run(
         [str(BIN / "streamflow"), "model", "status"], env=env, capture_output=True, text=True
     )
-    if status.returncode == 0 and "production" in status.stdout:
+    if status.returncode == 0 and re.search(r"^production\s+v\d+", status.stdout, re.M):
         print(f"reusing the state in {home}")
         return
     print(f"building the state: {users:,} users, 2 months, whole graph (a few minutes) ...")

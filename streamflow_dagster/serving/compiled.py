@@ -35,6 +35,9 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 
 from ..models.dataset import model_input
 
+# Rows per evaluation step: its arrays are rows x trees, a few MB at this size.
+CHUNK_ROWS = 1024
+
 
 @dataclass(frozen=True)
 class _OneHot:
@@ -77,6 +80,10 @@ class CompiledModel:
         return out
 
     def probability(self, rows: Sequence[Mapping[str, object]]) -> np.ndarray:
+        # Arrays below are rows x trees: chunks keep them a few MB whatever the batch.
+        if len(rows) > CHUNK_ROWS:
+            chunks = range(0, len(rows), CHUNK_ROWS)
+            return np.concatenate([self.probability(rows[i : i + CHUNK_ROWS]) for i in chunks])
         X = self.transform(rows)
         if self.float32_inputs:
             X = X.astype(np.float32).astype(np.float64)

@@ -24,6 +24,10 @@ from .compiled import CompiledModel, compile_model, verify
 log = logging.getLogger("streamflow.serve")
 
 Row = Mapping[str, object]
+# Holdout rows the compiled path must reproduce before it serves: a few thousand rows reach
+# every leaf that matters many times over, and verifying on a 100,000-user month's whole
+# holdout would cost ~150 MB of transient arrays at start-up.
+MAX_VERIFY_ROWS = 2000
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,7 @@ def make_scorer(model, features: list[str], sample_rows: Sequence[Row]) -> Score
     if compiled is None:
         log.info("model shape not compiled: scikit-learn's own predict_proba serves it")
         return Scorer(model, features, None)
-    rows = [*sample_rows, *edge_rows(features, sample_rows[:1])]
+    rows = [*sample_rows[:MAX_VERIFY_ROWS], *edge_rows(features, sample_rows[:1])]
     if not sample_rows or not verify(compiled, model, features, rows):
         log.warning("compiled path not verified on this model: scikit-learn's path serves it")
         return Scorer(model, features, None)
