@@ -9,11 +9,17 @@ from .assets.dbt import DBT_EXECUTABLE, DBT_PROJECT, dbt_models
 from .assets.docs import DOCS_JOB, dbt_docs
 from .assets.features import FEATURE_ASSETS, FeastResource, feast_registry
 from .assets.landing import landing_ingestion
-from .assets.models import MODEL_ASSETS, model_resources
-from .assets.monitors import MONITOR_ASSETS
+from .assets.models import MODEL_ASSETS, churn_scores, model_resources
+from .assets.monitors import MONITOR_ASSETS, feature_drift
 from .resources import LandingResource, WarehouseResource
 from .schedules import build_freshness_schedule, freshness_alert_job
-from .sensors import MONTHLY_JOB, AlertsResource, alert_sensor, build_landing_sensor
+from .sensors import (
+    LABELS_JOB,
+    MONTHLY_JOB,
+    AlertsResource,
+    alert_sensor,
+    build_landing_sensor,
+)
 from .settings import load_settings
 
 
@@ -44,12 +50,23 @@ SETUP_JOB = "streamflow_setup"
 # The dbt docs: re-generated when the dbt project changes, never paid for by a month run.
 DOCS_ASSETS = [dbt_docs]
 
+MONTH_ASSETS = dg.AssetSelection.all() - dg.AssetSelection.assets(*SETUP_ASSETS, *DOCS_ASSETS)
 monthly_job = dg.define_asset_job(
     MONTHLY_JOB,
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*SETUP_ASSETS, *DOCS_ASSETS),
+    selection=MONTH_ASSETS,
     description="One month (AS_OF) through the whole graph: landing files, marts, online "
     "features, training set, churn model, promotion, batch scores, drift and realized "
     "performance.",
+)
+# Labels land a month or so after the month's files. Their run rebuilds what needs them
+# (labels mart, training set, model, promotion) and evaluates the scores made at the month
+# against them; churn_scores is left out so those scores stay the ones made before the
+# labels were known (re-scoring with a model trained on the same month would flatter it).
+labels_job = dg.define_asset_job(
+    LABELS_JOB,
+    selection=MONTH_ASSETS - dg.AssetSelection.assets(churn_scores, feature_drift),
+    description="A month whose labels landed late: its labels, training set, model, "
+    "promotion and the realized performance of the scores made before the labels.",
 )
 setup_job = dg.define_asset_job(
     SETUP_JOB,
@@ -75,8 +92,11 @@ def build_definitions(**resource_overrides) -> dg.Definitions:
             *DOCS_ASSETS,
             *MONITOR_ASSETS,
         ],
-        jobs=[setup_job, monthly_job, docs_job, freshness_alert_job],
-        sensors=[build_landing_sensor(resources["landing"].folder), alert_sensor],
+        jobs=[setup_job, monthly_job, labels_job, docs_job, freshness_alert_job],
+        sensors=[
+            build_landing_sensor(resources["landing"].folder, [monthly_job, labels_job]),
+            alert_sensor,
+        ],
         schedules=[build_freshness_schedule(resources["landing"].folder)],
         resources=resources,
     )

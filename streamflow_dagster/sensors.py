@@ -1,6 +1,7 @@
 """Automation: a month that lands complete becomes a partition and runs through the graph;
 failed checks and runs become alerts."""
 
+import json
 from functools import partial
 from pathlib import Path
 
@@ -15,7 +16,9 @@ from .runner import landed_months
 from .settings import DEFAULT_UI_URL
 
 MONTHLY_JOB = "streamflow_monthly"
+LABELS_JOB = "streamflow_labels"
 REQUIRED_FILES = tuple(t.file for t in LANDING_TABLES if t.required)
+LABELS_FILE = next(t.file for t in LANDING_TABLES if t.name == "labels")
 
 
 def complete_months(landing_dir: Path) -> list[str]:
@@ -31,25 +34,56 @@ def new_months(landing_dir: Path, known: set[str]) -> list[str]:
     return [m for m in complete_months(landing_dir) if m not in known]
 
 
-def build_landing_sensor(landing_dir: Path) -> dg.SensorDefinition:
+def has_labels(landing_dir: Path, month: str) -> bool:
+    return (landing_dir / month / LABELS_FILE).is_file()
+
+
+def build_landing_sensor(landing_dir: Path, jobs: list) -> dg.SensorDefinition:
+    """`jobs`: the monthly job and the labels job, which the sensor's requests name."""
+
     @dg.sensor(
         name="landing_sensor",
-        job_name=MONTHLY_JOB,
+        jobs=jobs,
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=f"Starts a month through the graph once its files are complete in "
-        f"{landing_dir}.",
+        f"{landing_dir}, and again (without re-scoring) when its late {LABELS_FILE} lands.",
     )
     def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        """New complete month in the landing folder -> new AS_OF partition and one run."""
+        """New complete month -> new AS_OF partition and one run; late labels -> one run."""
         known = set(context.instance.get_dynamic_partitions(AS_OF_PARTITIONS.name))
+        # Months whose labels a run has already seen. First tick: whatever is there now was
+        # run by whoever made the partitions (the CLI, a backfill), so only later labels count.
+        state = json.loads(context.cursor) if context.cursor else None
+        labelled = (
+            set(state["labelled"]) if state else {m for m in known if has_labels(landing_dir, m)}
+        )
         months = new_months(landing_dir, known)
-        if not months:
-            return dg.SensorResult(skip_reason=f"no new complete month in {landing_dir}")
-        context.log.info(f"new landed month(s): {', '.join(months)}")
+        labelled |= {m for m in months if has_labels(landing_dir, m)}
+        late = [m for m in sorted(known - labelled) if has_labels(landing_dir, m)]
+        labelled |= set(late)
+        cursor = json.dumps({"labelled": sorted(labelled)})
+        requests = [
+            dg.RunRequest(partition_key=m, run_key=f"landed-{m}", job_name=MONTHLY_JOB)
+            for m in months
+        ] + [
+            dg.RunRequest(partition_key=m, run_key=f"labels-{m}", job_name=LABELS_JOB) for m in late
+        ]
+        if not requests:
+            return dg.SensorResult(
+                skip_reason=f"no new complete month or late labels in {landing_dir}",
+                cursor=cursor,
+            )
+        if months:
+            context.log.info(f"new landed month(s): {', '.join(months)}")
+        if late:
+            context.log.info(f"labels landed for: {', '.join(late)}")
         return dg.SensorResult(
-            run_requests=[dg.RunRequest(partition_key=m, run_key=f"landed-{m}") for m in months],
-            dynamic_partitions_requests=[AS_OF_PARTITIONS.build_add_request(months)],
+            run_requests=requests,
+            dynamic_partitions_requests=[AS_OF_PARTITIONS.build_add_request(months)]
+            if months
+            else [],
+            cursor=cursor,
         )
 
     return landing_sensor
