@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 
 import click
 
@@ -41,6 +42,8 @@ def serve(host: str, port: int, access_log: bool, log_level: str) -> None:
     from .serving.service import Service
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
+    # A model download is a second or two: MLflow's progress bars would only clutter the log.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if not _is_loopback(host):
         click.echo(
             f"Binding to {host}: the API is reachable from other machines. Put it behind TLS "

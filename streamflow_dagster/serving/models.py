@@ -97,7 +97,7 @@ class ModelSlots:
                 try:
                     state.loaded = self._checked_load(alias, version)
                     state.error = None
-                    changes.append(f"{variant} ({alias}) now v{version}")
+                    changes.append(f"{variant} model (alias {alias!r}) is now v{version}")
                 except Exception as error:  # keep serving the loaded model; /ready says why
                     why = reason(error, with_type=True)
                     state.error = f"cannot load v{version} of alias {alias!r}: {why}"
@@ -140,7 +140,7 @@ class Watcher:
     def _run(self) -> None:
         while not self._stop.is_set():
             for change in self.slots.refresh():
-                log.info(f"model reloaded: {change}")
+                log.info(f"serving: {change}")
             self._wake.wait(self.interval)
             self._wake.clear()
 
