@@ -10,20 +10,17 @@ import psycopg
 import pytest
 from mlflow.tracking import MlflowClient
 
-from streamflow_dagster.assets.features import FEATURE_ASSETS, FeastResource
+from streamflow_dagster.assets.features import FEATURE_ASSETS
 from streamflow_dagster.assets.models import (
     MODEL_ASSETS,
-    MlflowStoreResource,
-    mlflow_tracking_resource,
 )
 from streamflow_dagster.demo_data import generate_landing
 from streamflow_dagster.mlflow_store import EXPERIMENT_NAME
 from streamflow_dagster.models.registry import PRODUCTION_ALIAS, alias_version, all_versions
 from streamflow_dagster.partitions import AS_OF_PARTITIONS
-from streamflow_dagster.resources import WarehouseResource
 
 from .conftest import create_marts, load_landing_month
-from .test_models_support import fresh_mlflow_store
+from .test_models_support import fresh_mlflow_store, model_asset_resources
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("restore_environ")]
 
@@ -42,14 +39,7 @@ def stack(database_url, pg_server, tmp_path):
         conn.execute("delete from marts.churn_labels where as_of = %s", (months[-1],))
         conn.commit()
     store = fresh_mlflow_store(pg_server.url("postgres"), tmp_path / "artifacts")
-    resources = {
-        "warehouse": WarehouseResource(database_url=database_url),
-        "feast": FeastResource(),
-        "mlflow_store": MlflowStoreResource(
-            tracking_uri=store.tracking_uri, artifact_root=str(store.artifact_root)
-        ),
-        "mlflow": mlflow_tracking_resource,
-    }
+    resources = model_asset_resources(database_url, store)
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(AS_OF_PARTITIONS.name, months)
     client = MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)

@@ -77,3 +77,19 @@ def training_frame(month_folder: Path) -> pd.DataFrame:
         frame = frame.merge(pd.read_csv(month_folder / name), on="user_id")
     frame.insert(0, "as_of", pd.Timestamp(month_folder.name).date())
     return frame[["as_of", "user_id", *FEATURES, "churn_label"]].sort_values("user_id")
+
+
+def model_asset_resources(database_url: str, store: MlflowStore) -> dict:
+    """The resources the feature and model assets need, on a test database and MLflow store."""
+    from streamflow_dagster.assets.features import FeastResource
+    from streamflow_dagster.assets.models import MlflowStoreResource, mlflow_tracking_resource
+    from streamflow_dagster.resources import WarehouseResource
+
+    return {
+        "warehouse": WarehouseResource(database_url=database_url),
+        "feast": FeastResource(),
+        "mlflow_store": MlflowStoreResource(
+            tracking_uri=store.tracking_uri, artifact_root=str(store.artifact_root)
+        ),
+        "mlflow": mlflow_tracking_resource,
+    }

@@ -14,11 +14,9 @@ import pandas as pd
 import psycopg
 import pytest
 
-from streamflow_dagster.assets.features import FEATURE_ASSETS, FeastResource
+from streamflow_dagster.assets.features import FEATURE_ASSETS
 from streamflow_dagster.assets.models import (
     MODEL_ASSETS,
-    MlflowStoreResource,
-    mlflow_tracking_resource,
 )
 from streamflow_dagster.assets.monitors import (
     DRIFT_VS_PREVIOUS_CHECK,
@@ -29,10 +27,9 @@ from streamflow_dagster.assets.monitors import (
 from streamflow_dagster.db import ensure_database
 from streamflow_dagster.demo_data import SHIFTED_MONTH_INDEX, generate_landing
 from streamflow_dagster.partitions import AS_OF_PARTITIONS
-from streamflow_dagster.resources import WarehouseResource
 
 from .conftest import create_marts, insert_rows, load_landing_month
-from .test_models_support import fresh_mlflow_store
+from .test_models_support import fresh_mlflow_store, model_asset_resources
 
 pytestmark = pytest.mark.integration
 
@@ -58,14 +55,7 @@ def stack(pg_server, tmp_path_factory):
         conn.execute("delete from marts.churn_labels where as_of > %s", (MAY,))
         conn.commit()
     store = fresh_mlflow_store(pg_server.url("postgres"), tmp / "artifacts")
-    resources = {
-        "warehouse": WarehouseResource(database_url=url),
-        "feast": FeastResource(),
-        "mlflow_store": MlflowStoreResource(
-            tracking_uri=store.tracking_uri, artifact_root=str(store.artifact_root)
-        ),
-        "mlflow": mlflow_tracking_resource,
-    }
+    resources = model_asset_resources(url, store)
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(AS_OF_PARTITIONS.name, [MAY, JUNE, JULY])
     built = {"url": url, "landing": tmp / "landing", "resources": resources, "instance": instance}
