@@ -8,10 +8,11 @@ import pytest
 
 from streamflow_dagster.definitions import LABELS_JOB, MONTHLY_JOB, SETUP_JOB, build_definitions
 from streamflow_dagster.demo_data import generate_landing
-from streamflow_dagster.resources import LandingResource, WarehouseResource
+from streamflow_dagster.resources import LandingResource
 from streamflow_dagster.runner import run_months, run_setup
 
 from .helpers import table_checksum
+from .test_models_support import fresh_mlflow_store, model_asset_resources
 
 pytestmark = pytest.mark.integration
 
@@ -28,14 +29,15 @@ def realized(instance: dg.DagsterInstance, month: str) -> dict:
     return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
 
 
-def test_late_labels_measure_the_scores_made_before_them(tmp_path, database_url):
+def test_late_labels_measure_the_scores_made_before_them(tmp_path, database_url, pg_server):
     landing = tmp_path / "landing"
     generate_landing(landing, users=2000, months=2, seed=7)
     held = tmp_path / "labels.csv"
     (landing / FEBRUARY / "labels.csv").rename(held)  # February's labels are late
+    # A registry of its own: the session's default one holds other tests' models.
+    store = fresh_mlflow_store(pg_server.url("postgres"), tmp_path / "artifacts")
     definitions = build_definitions(
-        warehouse=WarehouseResource(database_url=database_url),
-        landing=LandingResource(path=str(landing)),
+        **model_asset_resources(database_url, store), landing=LandingResource(path=str(landing))
     )
     quiet = lambda _: None  # noqa: E731
     with dg.instance_for_test() as instance:
