@@ -51,7 +51,10 @@ def serve(host: str, port: int, access_log: bool, log_level: str) -> None:
             err=True,
         )
     click.echo("Starting the online API (database, feature service, production model) ...")
-    service = Service.from_installation()
+    try:
+        service = Service.from_installation()
+    except ValueError as error:  # a malformed STREAMFLOW_SERVE_* setting: say which
+        raise click.UsageError(str(error)) from None
     click.echo(f"API on http://{host}:{port}  (docs: /docs, readiness: /ready; Ctrl+C stops)")
     uvicorn.run(
         create_app(service),

@@ -6,6 +6,7 @@ $STREAMFLOW_HOME; production: STREAMFLOW_DATABASE_URL / MLFLOW_TRACKING_URI poin
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,14 +88,33 @@ class ServeSettings:
 
 
 def load_serve_settings() -> ServeSettings:
-    share = float(os.environ.get("STREAMFLOW_SERVE_CHALLENGER_SHARE") or 0.0)
-    if not 0.0 <= share <= 1.0:
-        raise ValueError(f"STREAMFLOW_SERVE_CHALLENGER_SHARE={share}: give a share from 0 to 1")
+    """The API's settings; a malformed value is a ValueError naming the variable and value."""
     return ServeSettings(
         admin_token=os.environ.get("STREAMFLOW_API_TOKEN") or None,
         challenger_alias=os.environ.get("STREAMFLOW_SERVE_CHALLENGER_ALIAS") or None,
-        challenger_share=share,
-        reload_seconds=float(
-            os.environ.get("STREAMFLOW_SERVE_RELOAD_SECONDS") or DEFAULT_RELOAD_SECONDS
+        challenger_share=_number(
+            "STREAMFLOW_SERVE_CHALLENGER_SHARE",
+            0.0,
+            "a share from 0 to 1",
+            lambda v: 0.0 <= v <= 1.0,
+        ),
+        reload_seconds=_number(
+            "STREAMFLOW_SERVE_RELOAD_SECONDS",
+            DEFAULT_RELOAD_SECONDS,
+            "a number of seconds over 0",
+            lambda v: v > 0.0,
         ),
     )
+
+
+def _number(name: str, default: float, wanted: str, valid) -> float:
+    raw = os.environ.get(name) or ""
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or not valid(value):
+        raise ValueError(f"{name}={raw!r}: give {wanted}")
+    return value

@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import FixedThresholdClassifier
 from sklearn.pipeline import Pipeline
 
+from streamflow_dagster.cli_serve import serve
 from streamflow_dagster.demo_data import generate_landing
 from streamflow_dagster.models.dataset import model_input
 from streamflow_dagster.models.training import candidates, encoder, train
@@ -17,6 +19,7 @@ from streamflow_dagster.serving.compiled import compile_model, verify
 from streamflow_dagster.serving.errors import reason, redact
 from streamflow_dagster.serving.predict import edge_rows, make_scorer
 from streamflow_dagster.serving.split import CHALLENGER, PRODUCTION, Split, bucket
+from streamflow_dagster.settings import DEFAULT_RELOAD_SECONDS, load_serve_settings
 from tests.integration.test_models_support import FEATURES, training_frame
 
 
@@ -130,3 +133,32 @@ def test_error_text_is_one_line_without_credentials():
     assert reason(error) == "could not reach postgresql+psycopg://bob:***@db:5432/mlflow"
     assert redact("host=db password='x y' user=bob") == "host=db password=*** user=bob"
     assert reason(ValueError(), with_type=True) == "ValueError"
+
+
+# -- settings --------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("STREAMFLOW_SERVE_CHALLENGER_SHARE", "1.5"),
+        ("STREAMFLOW_SERVE_CHALLENGER_SHARE", "ten percent"),
+        ("STREAMFLOW_SERVE_CHALLENGER_SHARE", "nan"),
+        ("STREAMFLOW_SERVE_RELOAD_SECONDS", "0"),
+        ("STREAMFLOW_SERVE_RELOAD_SECONDS", "inf"),
+    ],
+)
+def test_a_malformed_serve_setting_is_a_usage_error_naming_it(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=f"{name}='{value}': give"):
+        load_serve_settings()
+    result = CliRunner().invoke(serve, [])  # refused before any server starts
+    assert result.exit_code == 2
+    assert f"{name}='{value}'" in result.output
+
+
+def test_serve_settings_defaults_and_values(monkeypatch):
+    for name in ("STREAMFLOW_SERVE_CHALLENGER_SHARE", "STREAMFLOW_SERVE_RELOAD_SECONDS"):
+        monkeypatch.delenv(name, raising=False)
+    assert load_serve_settings().challenger_share == 0.0
+    assert load_serve_settings().reload_seconds == DEFAULT_RELOAD_SECONDS
+    monkeypatch.setenv("STREAMFLOW_SERVE_CHALLENGER_SHARE", "0.25")
+    assert load_serve_settings().challenger_share == 0.25
