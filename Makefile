@@ -44,7 +44,7 @@ format: install
 	$(BIN)/ruff format .
 
 dev: install  ## the Dagster UI on http://127.0.0.1:3000, same instance as the CLI
-	$(BIN)/python -c "from streamflow_dagster.instance import ensure_dagster_home as e; from streamflow_dagster.settings import load_settings as s; e(s())"
+	$(BIN)/python -c "from streamflow_dagster.platform.instance import ensure_dagster_home as e; from streamflow_dagster.platform.settings import load_settings as s; e(s())"
 	$(BIN)/dagster dev -w workspace.yaml
 
 docs: install  ## dbt docs with the live catalog on http://127.0.0.1:8580

@@ -34,7 +34,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from streamflow_dagster.summary import MART_TABLES
+from streamflow_dagster.cli.summary import MART_TABLES
 
 MONTHS = (date(2024, 1, 31), date(2024, 2, 29))
 ONLINE_READS, ONLINE_WARMUP = 2000, 200
@@ -85,7 +85,7 @@ from generate_series(1, %(users)s) i, (values ('2024-01-31'), ('2024-02-29')) m(
 
 # -- parent: data, children, report ---------------------------------------------------------
 def prepare_database(server_url: str, users: int) -> str:
-    from streamflow_dagster.db import ensure_database, with_database
+    from streamflow_dagster.platform.db import ensure_database, with_database
 
     name = f"bench_features_{users}"
     with psycopg.connect(server_url, autocommit=True) as conn:
@@ -257,7 +257,7 @@ def run_child(step: str, url: str, users: int) -> dict:
         read_frame,
     )
     from streamflow_dagster.features.training_table import write_training_set
-    from streamflow_dagster.settings import FEATURE_REPO_DIR
+    from streamflow_dagster.platform.settings import FEATURE_REPO_DIR
 
     store = feature_store(url)
     month = MONTHS[1]
@@ -383,7 +383,7 @@ def main() -> None:
         print(json.dumps(run_child(args.child, args.url, args.child_users)))
         return
 
-    from streamflow_dagster.embedded_pg import EmbeddedPostgres
+    from streamflow_dagster.platform.embedded_pg import EmbeddedPostgres
 
     server = EmbeddedPostgres(Path(args.home).resolve() / "postgres")
     status = server.start()

@@ -26,12 +26,12 @@ def run_size(users: int, work: Path) -> dict:
     os.environ["STREAMFLOW_HOME"] = str(work / "home")
     import dagster as dg
 
-    from streamflow_dagster.assets.dbt import dbt_models
-    from streamflow_dagster.assets.landing import landing_ingestion
-    from streamflow_dagster.db import warehouse_url
     from streamflow_dagster.definitions import build_resources
-    from streamflow_dagster.demo_data import generate_landing
-    from streamflow_dagster.resources import LandingResource, WarehouseResource
+    from streamflow_dagster.defs.dbt import dbt_models
+    from streamflow_dagster.defs.landing import landing_ingestion
+    from streamflow_dagster.defs.resources import LandingResource, WarehouseResource
+    from streamflow_dagster.landing.demo_data import generate_landing
+    from streamflow_dagster.platform.db import warehouse_url
 
     landing = work / "landing"
     generate_landing(landing, users=users, months=1, seed=1)
@@ -76,8 +76,8 @@ def main() -> None:
     for users in args.users:
         with tempfile.TemporaryDirectory(prefix="sf-bench-") as tmp:
             f = run_size(users, Path(tmp))
-            from streamflow_dagster.db import embedded_server
-            from streamflow_dagster.settings import load_settings
+            from streamflow_dagster.platform.db import embedded_server
+            from streamflow_dagster.platform.settings import load_settings
 
             embedded_server(load_settings()).stop()
         print(

@@ -58,7 +58,7 @@ def feature_list() -> list[str]:
 
 
 def fresh_database(server_url: str, name: str) -> str:
-    from streamflow_dagster.db import ensure_database, with_database
+    from streamflow_dagster.platform.db import ensure_database, with_database
 
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(
@@ -69,7 +69,7 @@ def fresh_database(server_url: str, name: str) -> str:
 
 
 def new_mlflow_store(server_url: str, name: str, home: Path):
-    from streamflow_dagster.mlflow_store import MlflowStore, activate, sqlalchemy_uri
+    from streamflow_dagster.platform.mlflow_store import MlflowStore, activate, sqlalchemy_uri
 
     root = home / f"artifacts-{name}"
     shutil.rmtree(root, ignore_errors=True)
@@ -82,7 +82,7 @@ def new_mlflow_store(server_url: str, name: str, home: Path):
 def train_and_time(client, frame: pd.DataFrame, run_label: str) -> dict:
     import mlflow
 
-    from streamflow_dagster.models.month import train_month
+    from streamflow_dagster.ml.month import train_month
 
     as_of = str(frame["as_of"].iloc[0])
     started = time.perf_counter()
@@ -107,8 +107,8 @@ def train_and_time(client, frame: pd.DataFrame, run_label: str) -> dict:
 def bench_training(server_url: str, home: Path, users: int, features: list[str]) -> dict:
     from mlflow.tracking import MlflowClient
 
-    from streamflow_dagster.demo_data import generate_landing
-    from streamflow_dagster.models.champion import decide_and_move
+    from streamflow_dagster.landing.demo_data import generate_landing
+    from streamflow_dagster.ml.champion import decide_and_move
 
     landing = home / f"landing-{users}"
     shutil.rmtree(landing, ignore_errors=True)
@@ -188,8 +188,8 @@ def child_train(folder: Path, tracking_uri: str, artifact_root: str) -> None:
     import sklearn.ensemble  # noqa: F401
     from mlflow.tracking import MlflowClient
 
-    from streamflow_dagster.mlflow_store import MlflowStore, activate
-    from streamflow_dagster.models.month import train_month  # noqa: F401
+    from streamflow_dagster.ml.month import train_month  # noqa: F401
+    from streamflow_dagster.platform.mlflow_store import MlflowStore, activate
 
     imported = time.perf_counter() - started
     activate(MlflowStore(tracking_uri, Path(artifact_root)))
@@ -248,21 +248,21 @@ def bench_scores(server_url: str, home: Path, users: int, training: dict) -> dic
     import dagster as dg
     from mlflow.tracking import MlflowClient
 
-    from streamflow_dagster.assets.features import FeastResource
-    from streamflow_dagster.assets.models import (
+    from streamflow_dagster.defs.features import FeastResource
+    from streamflow_dagster.defs.models import (
         MlflowStoreResource,
         churn_scores,
         mlflow_tracking_resource,
     )
-    from streamflow_dagster.demo_data import generate_landing
+    from streamflow_dagster.defs.partitions import AS_OF_PARTITIONS
+    from streamflow_dagster.defs.resources import WarehouseResource
     from streamflow_dagster.features.registry import apply_repo
     from streamflow_dagster.features.specs import service_views
     from streamflow_dagster.features.store import FEATURE_SERVICE, feature_store
-    from streamflow_dagster.models.dataset import model_features
-    from streamflow_dagster.models.registry import PRODUCTION_ALIAS, alias_version, load_version
-    from streamflow_dagster.models.scoring import score_month
-    from streamflow_dagster.partitions import AS_OF_PARTITIONS
-    from streamflow_dagster.resources import WarehouseResource
+    from streamflow_dagster.landing.demo_data import generate_landing
+    from streamflow_dagster.ml.dataset import model_features
+    from streamflow_dagster.ml.registry import PRODUCTION_ALIAS, alias_version, load_version
+    from streamflow_dagster.ml.scoring import score_month
 
     landing = home / f"landing-scores-{users}"
     shutil.rmtree(landing, ignore_errors=True)
@@ -333,9 +333,9 @@ def bench_telco(server_url: str, home: Path, csv: Path, features: list[str]) -> 
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.metrics import roc_auc_score
 
-    from streamflow_dagster.importers.telco import FEATURE_SOURCE_COLUMNS, write_telco_month
-    from streamflow_dagster.models.champion import holdout_auc
-    from streamflow_dagster.models.registry import get_version, load_holdout, load_version
+    from streamflow_dagster.landing.telco import FEATURE_SOURCE_COLUMNS, write_telco_month
+    from streamflow_dagster.ml.champion import holdout_auc
+    from streamflow_dagster.ml.registry import get_version, load_holdout, load_version
 
     landing = home / "telco-landing"
     shutil.rmtree(landing, ignore_errors=True)
@@ -389,7 +389,7 @@ def main() -> None:
         child_train(args.child_train, args.tracking_uri, args.artifact_root)
         return
 
-    from streamflow_dagster.embedded_pg import EmbeddedPostgres
+    from streamflow_dagster.platform.embedded_pg import EmbeddedPostgres
 
     home = args.home.resolve()
     os.environ["STREAMFLOW_HOME"] = str(home)

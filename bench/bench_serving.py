@@ -328,12 +328,12 @@ def answers_match_the_model(env: dict, ids_file: Path, sample: int = 200) -> boo
     """The API's answers for a sample of users == predict_proba on Feast's online features."""
     code = f"""
 import json, sys, httpx
-from streamflow_dagster.db import warehouse_url
+from streamflow_dagster.platform.db import warehouse_url
 from streamflow_dagster.features.store import FEATURE_SERVICE, feature_names, feature_store
-from streamflow_dagster.mlflow_store import resolve_store
-from streamflow_dagster.models.dataset import model_input
-from streamflow_dagster.models.registry import PRODUCTION_ALIAS, alias_version, load_version
-from streamflow_dagster.settings import load_settings
+from streamflow_dagster.platform.mlflow_store import resolve_store
+from streamflow_dagster.ml.dataset import model_input
+from streamflow_dagster.ml.registry import PRODUCTION_ALIAS, alias_version, load_version
+from streamflow_dagster.platform.settings import load_settings
 from mlflow.tracking import MlflowClient
 ids = open({str(ids_file)!r}).read().split()[:{sample}]
 settings = load_settings()

@@ -13,10 +13,10 @@ import mlflow.pyfunc
 import pandas as pd
 from fastapi import FastAPI
 
-from streamflow_dagster.db import warehouse_url
 from streamflow_dagster.features.store import FEATURE_SERVICE, feature_store
-from streamflow_dagster.mlflow_store import resolve_store
-from streamflow_dagster.settings import load_settings
+from streamflow_dagster.platform.db import warehouse_url
+from streamflow_dagster.platform.mlflow_store import resolve_store
+from streamflow_dagster.platform.settings import load_settings
 
 settings = load_settings()
 store = feature_store(warehouse_url(settings))

@@ -5,22 +5,22 @@ from __future__ import annotations
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from .assets.dbt import DBT_EXECUTABLE, DBT_PROJECT, dbt_models
-from .assets.docs import DOCS_JOB, dbt_docs
-from .assets.features import FEATURE_ASSETS, FeastResource, feast_registry
-from .assets.landing import landing_ingestion
-from .assets.models import MODEL_ASSETS, churn_scores, model_resources
-from .assets.monitors import MONITOR_ASSETS, feature_drift
-from .resources import LandingResource, WarehouseResource
-from .schedules import build_freshness_schedule, freshness_alert_job
-from .sensors import (
+from .defs.dbt import DBT_EXECUTABLE, DBT_PROJECT, dbt_models
+from .defs.docs import DOCS_JOB, dbt_docs
+from .defs.features import FEATURE_ASSETS, FeastResource, feast_registry
+from .defs.landing import landing_ingestion
+from .defs.models import MODEL_ASSETS, churn_scores, model_resources
+from .defs.monitors import MONITOR_ASSETS, feature_drift
+from .defs.resources import LandingResource, WarehouseResource
+from .defs.schedules import build_freshness_schedule, freshness_alert_job
+from .defs.sensors import (
     LABELS_JOB,
     MONTHLY_JOB,
     AlertsResource,
     alert_sensor,
     build_landing_sensor,
 )
-from .settings import load_settings
+from .platform.settings import load_settings
 
 
 def build_resources() -> dict:

@@ -21,7 +21,7 @@ def stack_home(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def pg_server(stack_home):
     """The real embedded PostgreSQL, started the way the platform starts it."""
-    from streamflow_dagster.embedded_pg import EmbeddedPostgres
+    from streamflow_dagster.platform.embedded_pg import EmbeddedPostgres
 
     server = EmbeddedPostgres(stack_home / "postgres")
     status = server.start()
@@ -32,7 +32,7 @@ def pg_server(stack_home):
 @pytest.fixture
 def database_url(pg_server) -> str:
     """A fresh database on the session's server, so tests never see each other's rows."""
-    from streamflow_dagster.db import ensure_database
+    from streamflow_dagster.platform.db import ensure_database
 
     name = f"t_{uuid.uuid4().hex[:12]}"
     ensure_database(pg_server.url("postgres"), name)

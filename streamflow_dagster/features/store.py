@@ -14,8 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 import psycopg
 from psycopg import sql
 
-from ..db import connection_env
-from ..settings import FEATURE_REPO_DIR
+from ..platform.db import connection_env
+from ..platform.settings import FEATURE_REPO_DIR
 
 if TYPE_CHECKING:
     from feast import FeatureService, FeatureStore

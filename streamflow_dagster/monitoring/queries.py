@@ -10,7 +10,7 @@ from psycopg import sql
 
 from ..features.specs import ViewSpec
 from ..features.training import LABEL_COLUMN, LABELS_TABLE, entity_view, read_frame
-from ..models.scoring import SCORES_SCHEMA, SCORES_TABLE
+from ..ml.scoring import SCORES_SCHEMA, SCORES_TABLE
 
 
 def previous_month(conn: psycopg.Connection, views: list[ViewSpec], as_of: date) -> date | None:

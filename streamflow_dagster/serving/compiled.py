@@ -33,7 +33,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassif
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 
-from ..models.dataset import model_input
+from ..ml.dataset import model_input
 
 # Rows per evaluation step: its arrays are rows x trees, a few MB at this size.
 CHUNK_ROWS = 1024

@@ -24,7 +24,7 @@ from threadpoolctl import threadpool_limits
 
 from ..features.online_read import OnlineReader, UserFeatures
 from .errors import reason
-from .models import ModelSlots
+from .model_slots import ModelSlots
 from .predict import Scored
 from .split import CHALLENGER, PRODUCTION, Split
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..models.dataset import CATEGORICAL_FEATURES, model_input
+from ..ml.dataset import CATEGORICAL_FEATURES, model_input
 from .compiled import CompiledModel, compile_model, verify
 
 log = logging.getLogger("streamflow.serve")

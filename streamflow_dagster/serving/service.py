@@ -12,10 +12,10 @@ import threading
 from collections import Counter
 
 from ..features.online_read import OnlineReader
-from ..models.registry import PRODUCTION_ALIAS
+from ..ml.registry import PRODUCTION_ALIAS
 from .engine import Engine
 from .metrics import Metrics, build_metrics
-from .models import ModelSlots, Watcher, default_aliases
+from .model_slots import ModelSlots, Watcher, default_aliases
 from .predict import Scorer, make_scorer
 from .predlog import PredictionLog
 from .split import CHALLENGER, Split
@@ -50,15 +50,15 @@ class MlflowAliases:
         return self._client
 
     def resolve(self, alias: str) -> int | None:
-        from ..models.registry import alias_version
+        from ..ml.registry import alias_version
 
         version = alias_version(self.client(), alias)
         return int(version.version) if version else None
 
     def load(self, version: int) -> Scorer:
         """The version's model, verified on its holdout rows for the compiled path."""
-        from ..models.dataset import model_features
-        from ..models.registry import get_version, load_holdout, load_version
+        from ..ml.dataset import model_features
+        from ..ml.registry import get_version, load_holdout, load_version
 
         model = load_version(self.client(), version)
         features = model_features(model)
@@ -105,9 +105,9 @@ class Service:
 
     @classmethod
     def from_installation(cls) -> Service:
-        from ..db import warehouse_url
-        from ..mlflow_store import resolve_store
-        from ..settings import load_serve_settings, load_settings
+        from ..platform.db import warehouse_url
+        from ..platform.mlflow_store import resolve_store
+        from ..platform.settings import load_serve_settings, load_settings
 
         settings, serve = load_settings(), load_serve_settings()
         return cls(

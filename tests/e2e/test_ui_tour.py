@@ -9,7 +9,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from .conftest import BAD_MONTH, GOOD_MONTHS, streamflow
+from tests.e2e.conftest import BAD_MONTH, GOOD_MONTHS, streamflow
 
 pytestmark = pytest.mark.e2e
 

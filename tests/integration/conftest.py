@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from streamflow_dagster.demo_data import generate_landing
+from streamflow_dagster.landing.demo_data import generate_landing
 
 # marts.* exactly as the dbt project's contract states them (one row per user_id and as_of).
 MART_COLUMNS = {

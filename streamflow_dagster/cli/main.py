@@ -1,0 +1,298 @@
+"""The `streamflow` command line: demo, run, demo-data, db, docs."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from ..platform.settings import load_settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """StreamFlow: churn features, models and serving as one Dagster asset graph.
+
+    State lives in $STREAMFLOW_HOME (default ./.streamflow); landing files in
+    $STREAMFLOW_LANDING_DIR (default $STREAMFLOW_HOME/landing).
+    """
+
+
+# -- db --------------------------------------------------------------------------------
+@main.group()
+def db() -> None:
+    """The embedded PostgreSQL under $STREAMFLOW_HOME/postgres."""
+
+
+def _embedded():
+    from ..platform.db import embedded_server
+
+    settings = load_settings()
+    if settings.database_url:
+        raise click.UsageError(
+            "STREAMFLOW_DATABASE_URL is set: StreamFlow uses that server and starts none; "
+            "unset it to manage the embedded one"
+        )
+    return settings, embedded_server(settings)
+
+
+@db.command("start")
+def db_start() -> None:
+    """Start the embedded server (no-op when it is running)."""
+    from ..platform.db import warehouse_url
+
+    settings, server = _embedded()
+    url = warehouse_url(settings)
+    status = server.status()
+    click.echo(f"PostgreSQL running (pid {status.pid}) at {url}\n  data: {status.data_dir}")
+
+
+@db.command("stop")
+def db_stop() -> None:
+    """Stop the embedded server."""
+    _, server = _embedded()
+    click.echo("PostgreSQL stopped" if server.stop() else "PostgreSQL was not running")
+
+
+@db.command("status")
+def db_status() -> None:
+    """Say whether the server is running, where, and on which port (exit 1 when down)."""
+    settings = load_settings()
+    if settings.database_url:
+        click.echo("external PostgreSQL (STREAMFLOW_DATABASE_URL); nothing embedded to manage")
+        return
+    status = _embedded()[1].status()
+    if status.running:
+        click.echo(f"running: pid {status.pid}, 127.0.0.1:{status.port}, data {status.data_dir}")
+    else:
+        click.echo(f"stopped (data {status.data_dir}); `streamflow db start` starts it")
+        sys.exit(1)
+
+
+@db.command("url")
+def db_url() -> None:
+    """Print the warehouse URL (starts the embedded server if needed), e.g. for psql."""
+    from ..platform.db import warehouse_url
+
+    click.echo(warehouse_url(load_settings()))
+
+
+# -- demo data -------------------------------------------------------------------------
+@main.command("demo-data")
+@click.option("--users", default=7000, show_default=True, help="Users in the first month.")
+@click.option("--months", default=12, show_default=True, help="Monthly AS_OF folders to write.")
+@click.option("--seed", default=42, show_default=True, help="Same seed, same files.")
+@click.option("--start", default="2024-01-31", show_default=True, help="First AS_OF.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Landing folder [default: $STREAMFLOW_LANDING_DIR]",
+)
+def demo_data(users: int, months: int, seed: int, start: str, out: Path | None) -> None:
+    """Write deterministic demo landing files: <out>/<AS_OF>/<table>.csv."""
+    from ..landing.demo_data import generate_landing
+
+    if users < 1 or months < 1:
+        raise click.BadParameter("--users and --months must be at least 1")
+    out = out or load_settings().landing_dir
+    try:
+        summaries = generate_landing(
+            out, users=users, months=months, seed=seed, start=start, progress=click.echo
+        )
+    except ValueError as err:  # e.g. --start that is not a month end
+        raise click.BadParameter(str(err)) from None
+    click.echo(f"Wrote {len(summaries)} month(s) to {out}")
+
+
+# -- run / demo ------------------------------------------------------------------------
+def _materialize(months_window: str | None, *, home_label: str) -> int:
+    import dagster as dg
+
+    from ..platform.db import warehouse_url
+    from ..platform.instance import ensure_dagster_home
+    from .runner import landed_months, run_months, run_setup, select_months
+    from .summary import model_summary, month_counts, render
+
+    settings = load_settings()
+    months = landed_months(settings.landing_dir)
+    if not months:
+        raise click.ClickException(
+            f"No month folders (named by AS_OF, e.g. 2024-01-31) in {settings.landing_dir}; "
+            "drop landing files there or run `streamflow demo-data`"
+        )
+    try:
+        months = select_months(months, months_window)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--months") from None
+
+    started = time.monotonic()
+    click.echo(
+        f"Starting the warehouse ({'external' if settings.database_url else 'embedded'}"
+        " PostgreSQL) ..."
+    )
+    url = warehouse_url(settings)
+    ensure_dagster_home(settings)
+    from ..definitions import MONTHLY_JOB, SETUP_JOB, defs
+
+    with dg.DagsterInstance.get() as instance:
+        log_file = settings.logs_dir / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
+        click.echo(f"{len(months)} month(s): {months[0]} .. {months[-1]}; details in {log_file}")
+        click.echo("Applying the Feast definitions (feature_repo/) ...")
+        setup = run_setup(defs, SETUP_JOB, instance, log_file=log_file)
+        if not setup.success:
+            raise click.ClickException(
+                f"Applying the Feast definitions failed (run {setup.run_id}); see {log_file}"
+            )
+        runs = run_months(defs, MONTHLY_JOB, months, instance, echo=click.echo, log_file=log_file)
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        counts = month_counts(conn, months)
+    from ..platform.mlflow_store import tracking_uri
+
+    models, production = model_summary(tracking_uri(settings))
+    click.echo(
+        render(
+            runs,
+            counts,
+            home=home_label,
+            elapsed_s=time.monotonic() - started,
+            models=models,
+            production=production,
+        )
+    )
+    return 0 if all(r.success for r in runs) else 1
+
+
+@main.command("run")
+@click.option(
+    "--months",
+    "months_window",
+    default=None,
+    metavar="A..B",
+    help="AS_OF window, inclusive (e.g. 2024-01-31..2024-06-30, or one month).",
+)
+def run(months_window: str | None) -> None:
+    """Materialize landed months through the whole graph, one Dagster run per month."""
+    sys.exit(_materialize(months_window, home_label=str(load_settings().home)))
+
+
+@main.command("demo")
+@click.option("--users", default=7000, show_default=True)
+@click.option("--months", default=12, show_default=True)
+@click.option("--seed", default=42, show_default=True)
+def demo(users: int, months: int, seed: int) -> None:
+    """The main job: demo data if none landed, then every month through the graph."""
+    from .runner import landed_months
+
+    settings = load_settings()
+    if not landed_months(settings.landing_dir):
+        click.echo(f"No landing data in {settings.landing_dir}: writing the demo months ...")
+        click.get_current_context().invoke(
+            demo_data,
+            users=users,
+            months=months,
+            seed=seed,
+            start="2024-01-31",
+            out=settings.landing_dir,
+        )
+    sys.exit(_materialize(None, home_label=str(settings.home)))
+
+
+# -- feast ---------------------------------------------------------------------------
+@main.command("feast-env")
+def feast_env_command() -> None:
+    """Print the exports that let `feast plan/apply/materialize` run in feature_repo/.
+
+    Use: eval "$(streamflow feast-env)" && cd feature_repo && feast plan
+    """
+    from ..features.store import feast_env
+    from ..platform.db import warehouse_url
+
+    for name, value in feast_env(warehouse_url(load_settings())).items():
+        click.echo(f"export {name}={shlex.quote(value)}")
+
+
+# -- docs ------------------------------------------------------------------------------
+@main.command("docs")
+@click.option("--port", default=8580, show_default=True, help="Port to serve the docs on.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option(
+    "--no-generate",
+    is_flag=True,
+    help="Serve the docs generated last (by this command or the dbt_docs asset) as they are.",
+)
+def docs(port: int, host: str, no_generate: bool) -> None:
+    """Generate the dbt docs (models, columns, lineage, live catalog) and serve them.
+
+    Generating materializes the `dbt_docs` asset (job streamflow_docs), so the run shows in
+    the Dagster UI; the site is written to $STREAMFLOW_HOME/dbt-docs.
+    """
+    settings = load_settings()
+    folder = settings.dbt_docs_dir
+    if not no_generate:
+        _generate_docs(settings)
+    if not (folder / "index.html").is_file():
+        raise click.ClickException(
+            f"No dbt docs in {folder}; run `streamflow docs` without --no-generate, or "
+            "materialize the dbt_docs asset in the Dagster UI"
+        )
+    server = docs_server(folder, host, port)
+    click.echo(f"dbt docs of {folder} on http://{host}:{server.server_port} (Ctrl+C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopped")
+    finally:
+        server.server_close()
+
+
+def _generate_docs(settings) -> None:
+    import dagster as dg
+
+    from ..platform.db import warehouse_url
+    from ..platform.instance import ensure_dagster_home
+    from .runner import run_setup
+
+    click.echo("Generating the dbt docs against the live warehouse ...")
+    warehouse_url(settings)  # starts the embedded server when it is the one in use
+    ensure_dagster_home(settings)
+    from ..definitions import DOCS_JOB, defs
+
+    log_file = settings.logs_dir / f"docs-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    with dg.DagsterInstance.get() as instance:
+        result = run_setup(defs, DOCS_JOB, instance, log_file=log_file)
+    if not result.success:
+        raise click.ClickException(
+            f"dbt docs generate failed (run {result.run_id}); see {log_file}, or serve the "
+            "docs generated before with --no-generate"
+        )
+
+
+def docs_server(folder: Path, host: str, port: int):
+    """A static file server for the generated docs folder (what `dbt docs serve` does)."""
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    handler = partial(SimpleHTTPRequestHandler, directory=str(folder))
+    return ThreadingHTTPServer((host, port), handler)
+
+
+def _register_subcommands() -> None:
+    from ..landing.telco import import_telco
+    from .model import model
+    from .serve import serve
+
+    main.add_command(model)
+    main.add_command(serve)
+    main.add_command(import_telco)
+
+
+_register_subcommands()
+
+if __name__ == "__main__":
+    main()

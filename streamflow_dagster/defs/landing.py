@@ -1,0 +1,131 @@
+"""Landing ingestion: the month's files, validated, into schema `raw` (one transaction)."""
+
+import dagster as dg
+
+from ..landing.checks import (
+    MAX_REJECT_RATE,
+    MAX_ROW_COUNT_CHANGE,
+    CheckOutcome,
+    reject_rate_check,
+    row_count_change_check,
+    schema_check,
+)
+from ..landing.contract import LANDING_TABLES, RAW_SCHEMA
+from ..landing.load import load_month, parse_month
+from .partitions import AS_OF_PARTITIONS, validate_as_of
+from .resources import LandingResource, WarehouseResource
+
+REJECT_RATE_CHECK = "reject_rate"
+ROW_COUNT_CHANGE_CHECK = "row_count_change"
+SCHEMA_CHECK = "schema"
+LANDING_GROUP = "landing"
+
+
+class IngestionConfig(dg.Config):
+    max_reject_rate: float = MAX_REJECT_RATE
+    max_row_count_change: float = MAX_ROW_COUNT_CHANGE
+
+
+RAW_SPECS = [
+    dg.AssetSpec(
+        t.asset_name,
+        description=f"raw.{t.name}: {t.description} Validated copy of {t.file}.",
+        group_name=LANDING_GROUP,
+        kinds={"postgres", "csv"},
+        metadata={"table": f"{RAW_SCHEMA}.{t.name}", "landing_file": t.file},
+        # A missing labels.csv is normal; the asset still records that it has not landed.
+    )
+    for t in LANDING_TABLES
+]
+
+CHECK_SPECS = [
+    spec
+    for t in LANDING_TABLES
+    for spec in (
+        dg.AssetCheckSpec(
+            REJECT_RATE_CHECK,
+            asset=t.asset_name,
+            blocking=True,
+            description="Share of the file's rows rejected into raw.quarantine.",
+        ),
+        dg.AssetCheckSpec(
+            ROW_COUNT_CHANGE_CHECK,
+            asset=t.asset_name,
+            description="Rows loaded vs the previous month.",
+        ),
+        dg.AssetCheckSpec(
+            SCHEMA_CHECK,
+            asset=t.asset_name,
+            blocking=True,
+            description="Header has every contract column (extra ones warn).",
+        ),
+    )
+]
+
+
+def _check_result(asset: str, name: str, outcome: CheckOutcome) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        asset_key=asset,
+        check_name=name,
+        passed=outcome.passed,
+        severity=dg.AssetCheckSeverity(outcome.severity),
+        description=outcome.description,
+        metadata=outcome.metadata,
+    )
+
+
+@dg.multi_asset(
+    name="landing_ingestion",
+    specs=RAW_SPECS,
+    check_specs=CHECK_SPECS,
+    partitions_def=AS_OF_PARTITIONS,
+)
+def landing_ingestion(
+    context: dg.AssetExecutionContext,
+    config: IngestionConfig,
+    warehouse: WarehouseResource,
+    landing: LandingResource,
+):
+    """Validate the month's landing files and replace the month in schema raw atomically."""
+    as_of = context.partition_key
+    validate_as_of(as_of)
+    context.log.info(f"Validating landing files of {as_of} in {landing.folder / as_of}")
+    parsed = parse_month(landing.folder, as_of)
+    with warehouse.connect() as conn:
+        loads = load_month(conn, as_of, parsed)
+
+    for table in LANDING_TABLES:
+        load = loads[table.name]
+        if not load.landed:
+            context.log.warning(f"{table.file} for {as_of} has not landed yet (labels arrive late)")
+        elif load.rows_rejected:
+            context.log.warning(
+                f"{table.file}: {load.rows_rejected} of {load.rows_read} rows quarantined"
+            )
+        if load.extra_columns:
+            context.log.warning(f"{table.file}: extra column(s) ignored: {load.extra_columns}")
+        yield dg.MaterializeResult(
+            asset_key=table.asset_name,
+            metadata={
+                "as_of": as_of,
+                "landed": load.landed,
+                "dagster/row_count": load.rows_loaded,
+                "rows_read": load.rows_read,
+                "rows_rejected": load.rows_rejected,
+                "reject_rate": round(load.reject_rate, 6),
+                "source_file": str(landing.folder / as_of / table.file),
+            },
+            check_results=[
+                _check_result(
+                    table.asset_name,
+                    REJECT_RATE_CHECK,
+                    reject_rate_check(load, config.max_reject_rate),
+                ),
+                _check_result(
+                    table.asset_name,
+                    ROW_COUNT_CHANGE_CHECK,
+                    row_count_change_check(load, config.max_row_count_change),
+                ),
+                _check_result(table.asset_name, SCHEMA_CHECK, schema_check(load)),
+            ],
+        )

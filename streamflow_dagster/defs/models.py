@@ -1,0 +1,331 @@
+"""The model lifecycle as assets: churn_model per month, production_model, churn_scores per month.
+
+scikit-learn and MLflow are imported inside the assets and resources that use them: every
+Dagster process loads these definitions, and those imports cost seconds.
+"""
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from ..features.training_table import (
+    labels_not_landed_message,
+    load_training_set,
+    training_set_status,
+)
+from ..ml import code_version
+from ..ml.checks import AUC_FLOOR, AUC_FLOOR_CHECK, LOADS_BACK_CHECK, NOT_DEGENERATE_CHECK
+from ..ml.dataset import SEED
+from ..ml.promotion import MIN_AUC_GAIN
+from ..platform.mlflow_store import (
+    EXPERIMENT_NAME,
+    MlflowStore,
+    activate,
+    ensure_experiment,
+    resolve_store,
+)
+from .features import FEATURE_MARTS, FeastResource, feast_registry
+from .partitions import AS_OF_PARTITIONS, validate_as_of
+from .resources import WarehouseResource
+
+MODELS_GROUP = "models"
+MODEL_CHECK_SPECS = [
+    dg.AssetCheckSpec(
+        AUC_FLOOR_CHECK,
+        asset="churn_model",
+        blocking=True,
+        description=f"Holdout AUC at or above the floor ({AUC_FLOOR} by default).",
+    ),
+    dg.AssetCheckSpec(
+        NOT_DEGENERATE_CHECK,
+        asset="churn_model",
+        blocking=True,
+        description="The holdout gets both predictions (churn and stay) at the chosen threshold.",
+    ),
+    dg.AssetCheckSpec(
+        LOADS_BACK_CHECK,
+        asset="churn_model",
+        blocking=True,
+        description="The registered version loads from the registry and scores its input example.",
+    ),
+]
+
+
+class MlflowStoreResource(dg.ConfigurableResource):
+    """MLflow tracking and registry: database `mlflow` of the warehouse server by default."""
+
+    tracking_uri: str | None = None  # None: MLFLOW_TRACKING_URI, else the embedded default
+    artifact_root: str | None = None  # with tracking_uri: where a new experiment's files go
+
+    def store(self) -> MlflowStore:
+        if self.tracking_uri:
+            root = Path(self.artifact_root) if self.artifact_root else None
+            return MlflowStore(tracking_uri=self.tracking_uri, artifact_root=root)
+        return resolve_store()
+
+    def client(self):  # -> mlflow.tracking.MlflowClient
+        """A client on the store, with its tables and the experiment in place."""
+        from mlflow.tracking import MlflowClient
+
+        store = self.store()
+        activate(store)
+        return MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
+
+
+@dg.resource(
+    required_resource_keys={"mlflow_store"},
+    config_schema={"experiment_name": dg.Field(str, default_value=EXPERIMENT_NAME)},
+    description="dagster-mlflow's tracking resource on StreamFlow's MLflow store.",
+)
+def mlflow_tracking_resource(init_context: dg.InitResourceContext):
+    """dagster-mlflow's `mlflow_tracking`, pointed at the store `mlflow_store` resolves.
+
+    dagster-mlflow starts (or resumes) the MLflow run tagged with this Dagster run's id. Its
+    end-of-run hook only exists on jobs we define, so churn_model ends the run itself; a run
+    still active here was left by an earlier Dagster run in this process and is ended first,
+    so it never absorbs another month.
+    """
+    import mlflow
+    from dagster_mlflow import mlflow_tracking
+
+    # End a run left active by an earlier Dagster run in this process while the tracking URI
+    # still points at the store it belongs to (it may be another store than this run's).
+    stale = mlflow.active_run()
+    if stale is not None:
+        init_context.log.warning(f"Ending MLflow run {stale.info.run_id} left active earlier")
+        mlflow.end_run(status="KILLED")
+    store = init_context.resources.mlflow_store.store()
+    activate(store)
+    experiment = init_context.resource_config["experiment_name"]
+    ensure_experiment(store, experiment)  # created with its artifacts under the store's root
+    yield from mlflow_tracking.resource_fn(
+        init_context.replace_config({"experiment_name": experiment})
+    )
+
+
+class ChurnModelConfig(dg.Config):
+    seed: int = SEED
+    auc_floor: float = AUC_FLOOR
+
+
+@dg.asset(
+    partitions_def=AS_OF_PARTITIONS,
+    deps=["training_set"],
+    group_name=MODELS_GROUP,
+    kinds={"mlflow", "scikitlearn"},
+    code_version=code_version(),
+    check_specs=MODEL_CHECK_SPECS,
+)
+def churn_model(
+    context: dg.AssetExecutionContext,
+    config: ChurnModelConfig,
+    warehouse: WarehouseResource,
+    mlflow_store: MlflowStoreResource,
+    mlflow: dg.ResourceParam[Any],
+) -> dg.MaterializeResult:
+    """The month's churn model: trained, evaluated, logged to MLflow, registered, checked."""
+    # `mlflow` is dagster-mlflow's resource: it started (or resumed) this Dagster run's MLflow
+    # run and proxies the mlflow module's functions.
+    as_of = validate_as_of(context.partition_key)
+    context.log.info(f"MLflow run {mlflow.active_run().info.run_id} for {as_of}")
+    status = "FAILED"
+    try:  # every exit ends this month's MLflow run: none is left RUNNING
+        mlflow.set_tags({"mlflow.runName": f"churn_model {as_of}", "as_of": str(as_of)})
+        with warehouse.connect() as conn:
+            built = training_set_status(conn, as_of)
+            if built is None:
+                raise RuntimeError(
+                    f"features.training_set has no month {as_of}: materialize training_set "
+                    f"for {as_of} first"
+                )
+            rows = load_training_set(conn, as_of) if built.labels_landed else None
+        if rows is None:
+            status = "FINISHED"
+            return _no_model(context, mlflow, as_of, labels_not_landed_message(as_of))
+        from ..ml.dataset import NotEnoughLabels
+        from ..ml.month import train_month
+
+        try:
+            month = train_month(
+                mlflow_store.client(),
+                rows,
+                as_of=str(as_of),
+                feature_service=built.feature_service,
+                dagster_run_id=context.run.run_id,
+                seed=config.seed,
+                auc_floor=config.auc_floor,
+            )
+        except NotEnoughLabels as err:
+            status = "FINISHED"
+            return _no_model(context, mlflow, as_of, f"{as_of}: {err}")
+        status = "FINISHED"
+        return _model_result(as_of, month)
+    finally:
+        mlflow.end_run(status=status)
+
+
+def _no_model(context, mlflow, as_of, reason: str) -> dg.MaterializeResult:
+    """A month that yields no model: recorded on the MLflow run, in the UI, and in the checks."""
+    context.log.warning(f"No model for {as_of}: {reason}")
+    mlflow.set_tags({"outcome": "no model", "reason": reason[:4900]})
+    return dg.MaterializeResult(
+        metadata={"as_of": str(as_of), "model_version": "none", "reason": reason},
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=spec.name,
+                passed=False,
+                severity=dg.AssetCheckSeverity.WARN,  # nothing to block: no model this month
+                description=f"No model to check: {reason}",
+            )
+            for spec in MODEL_CHECK_SPECS
+        ],
+    )
+
+
+def _model_result(as_of, month) -> dg.MaterializeResult:
+    metrics, logged, trained = month.evaluation.metrics, month.logged, month.trained
+    roc = base64.b64encode(month.roc_png).decode()
+    return dg.MaterializeResult(
+        metadata={
+            "as_of": str(as_of),
+            "model_version": logged.version,
+            "model_uri": logged.model_uri,
+            "mlflow_run_id": logged.run_id,
+            "algorithm": trained.algorithm,
+            "threshold": round(trained.threshold, 4),
+            **{name: round(metrics[name], 4) for name in ("auc", "f1", "precision", "recall")},
+            "accuracy": round(metrics["accuracy"], 4),
+            "log_loss": round(metrics["log_loss"], 4),
+            "rows": int(logged.metrics["rows"]),
+            "train_seconds": round(trained.train_seconds, 2),
+            "validation_auc": dg.MetadataValue.json(
+                {name: round(auc, 4) for name, auc in trained.validation_auc.items()}
+            ),
+            "roc": dg.MetadataValue.md(f"![ROC curve](data:image/png;base64,{roc})"),
+            "failed_checks": ", ".join(month.failed_checks) or "none",
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=name,
+                passed=outcome.passed,
+                severity=dg.AssetCheckSeverity(outcome.severity),
+                description=outcome.description,
+                metadata=outcome.metadata,
+            )
+            for name, outcome in month.checks.items()
+        ],
+    )
+
+
+class ProductionModelConfig(dg.Config):
+    min_auc_gain: float = MIN_AUC_GAIN
+
+
+@dg.asset(
+    deps=[churn_model],
+    group_name=MODELS_GROUP,
+    kinds={"mlflow"},
+    code_version=code_version(),
+)
+def production_model(
+    context: dg.AssetExecutionContext,
+    config: ProductionModelConfig,
+    warehouse: WarehouseResource,
+    mlflow_store: MlflowStoreResource,
+) -> dg.MaterializeResult:
+    """Alias `production`: the newest month's model if checked and better than the champion."""
+    from ..ml.champion import decide_and_move, promotion_lock
+
+    client = mlflow_store.client()
+    with promotion_lock(warehouse.url()):
+        moved = decide_and_move(client, run=context.run.run_id, min_auc_gain=config.min_auc_gain)
+    decision = moved.decision
+    context.log.info(f"{decision.action}: {decision.reason}")
+    return dg.MaterializeResult(metadata=_decision_metadata(moved))
+
+
+def _decision_metadata(moved) -> dict:
+    decision = moved.decision
+    challenger, champion = decision.challenger, decision.champion
+    return {
+        "decision": str(decision.action),
+        "reason": decision.reason,
+        "production_version": moved.production if moved.production else "none",
+        "previous_version": moved.previous if moved.previous else "none",
+        "challenger": f"v{challenger.version} ({challenger.as_of})" if challenger else "none",
+        "challenger_auc": _auc(challenger),
+        "champion": f"v{champion.version} ({champion.as_of})" if champion else "none",
+        "champion_auc": _auc(champion),
+        "min_auc_gain": decision.min_auc_gain,
+        "recorded_at": moved.recorded_at or "nothing recorded (no change)",
+    }
+
+
+def _auc(contender) -> float | str:
+    return round(contender.auc, 4) if contender and contender.auc is not None else "n/a"
+
+
+@dg.asset(
+    partitions_def=AS_OF_PARTITIONS,
+    deps=[production_model, *FEATURE_MARTS, feast_registry],
+    group_name=MODELS_GROUP,
+    kinds={"postgres", "mlflow"},
+    code_version=code_version(),
+)
+def churn_scores(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    mlflow_store: MlflowStoreResource,
+    feast: FeastResource,
+) -> dg.MaterializeResult:
+    """Every user of the month scored by the production model (scores.churn_scores)."""
+    from ..features.specs import service_views
+    from ..ml.dataset import model_features
+    from ..ml.registry import FEATURE_SERVICE_TAG, PRODUCTION_ALIAS, alias_version
+    from ..ml.registry import load_version as load_registered
+    from ..ml.scoring import SCORES_SCHEMA, SCORES_TABLE, score_month
+
+    as_of = validate_as_of(context.partition_key)
+    client = mlflow_store.client()
+    version = alias_version(client, PRODUCTION_ALIAS)
+    if version is None:
+        raise RuntimeError(
+            f"No model holds alias `{PRODUCTION_ALIAS}` yet, so {as_of} cannot be scored: see "
+            "production_model's latest decision (or `streamflow model promote VERSION`)"
+        )
+    model = load_registered(client, version.version)
+    service = version.tags.get(FEATURE_SERVICE_TAG, feast.feature_service)
+    url = warehouse.url()
+    views = service_views(feast.store(url), service)  # the model's own feature service
+    with warehouse.connect() as conn:
+        scores = score_month(conn, views, as_of, model, int(version.version), model_features(model))
+    context.log.info(
+        f"{as_of}: {scores.rows:,} users scored by v{scores.model_version} (read "
+        f"{scores.read_seconds:.1f} s, score {scores.score_seconds:.1f} s, write "
+        f"{scores.write_seconds:.1f} s)"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "as_of": str(as_of),
+            "dagster/row_count": scores.rows,
+            "model_version": scores.model_version,
+            "feature_service": service,
+            "predicted_churn_rate": round(scores.predicted_churn_rate, 4),
+            "mean_churn_probability": round(scores.mean_probability, 4),
+            "table": f"{SCORES_SCHEMA}.{SCORES_TABLE}",
+            "seconds": round(scores.read_seconds + scores.score_seconds + scores.write_seconds, 2),
+        }
+    )
+
+
+MODEL_ASSETS = [churn_model, production_model, churn_scores]
+# The model checks are check_specs of churn_model (evaluated in its step, where the model
+# is in memory), so there is no separate asset-check definition to register.
+MODEL_CHECKS: list[dg.AssetChecksDefinition] = []
+
+
+def model_resources() -> dict:
+    """The resources these assets need besides `warehouse` and `feast`."""
+    return {"mlflow_store": MlflowStoreResource(), "mlflow": mlflow_tracking_resource}

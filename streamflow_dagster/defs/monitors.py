@@ -1,0 +1,334 @@
+"""Monitoring as assets: feature drift per month, realized performance once labels land.
+
+Both checks are non-blocking: drift and a weaker month are alerts for a person to look at,
+not reasons to stop scoring (nothing downstream of the monitors would be protected anyway).
+"""
+
+import dagster as dg
+
+from ..monitoring.drift import ERROR_PSI, NUMERIC_BINS, WARN_PSI
+from ..monitoring.performance import AUC_MARGIN_SE, MIN_AUC_MARGIN
+from ..platform.settings import load_settings
+from .features import FEATURE_MARTS, LABELS_MART, FeastResource, feast_registry
+from .models import MlflowStoreResource, churn_scores, production_model
+from .partitions import AS_OF_PARTITIONS, validate_as_of
+from .resources import WarehouseResource
+
+MONITORING_GROUP = "monitoring"
+DRIFT_VS_PREVIOUS_CHECK = "drift_vs_previous_month"
+DRIFT_VS_PRODUCTION_CHECK = "drift_vs_production_training_month"
+REALIZED_AUC_CHECK = "realized_auc_within_margin"
+PREVIOUS_MONTH, PRODUCTION_MONTH = "previous month", "production model's training month"
+# Rows of the top-drifted table in the asset's metadata (the report has every feature).
+TOP_DRIFTED_ROWS = 5
+
+
+class FeatureDriftConfig(dg.Config):
+    warn_psi: float = WARN_PSI
+    error_psi: float = ERROR_PSI
+    numeric_bins: int = NUMERIC_BINS
+
+
+@dg.asset(
+    partitions_def=AS_OF_PARTITIONS,
+    deps=[*FEATURE_MARTS, feast_registry, production_model],
+    group_name=MONITORING_GROUP,
+    kinds={"postgres", "feast"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            DRIFT_VS_PREVIOUS_CHECK,
+            asset="feature_drift",
+            description="Max PSI of the month's features vs the previous landed month "
+            f"(warn >= {WARN_PSI}, error >= {ERROR_PSI}).",
+        ),
+        dg.AssetCheckSpec(
+            DRIFT_VS_PRODUCTION_CHECK,
+            asset="feature_drift",
+            description="Max PSI of the month's features vs the month the Production model "
+            f"was trained on (warn >= {WARN_PSI}, error >= {ERROR_PSI}).",
+        ),
+    ],
+)
+def feature_drift(
+    context: dg.AssetExecutionContext,
+    config: FeatureDriftConfig,
+    warehouse: WarehouseResource,
+    mlflow_store: MlflowStoreResource,
+    feast: FeastResource,
+) -> dg.MaterializeResult:
+    """PSI drift of the month's model features vs last month and the Production training month."""
+    from ..features.specs import service_views
+    from ..features.store import feature_names
+    from ..ml.registry import AS_OF_TAG, PRODUCTION_ALIAS, alias_version
+    from ..ml.scoring import read_month_features
+    from ..monitoring.drift import compare_months, drift_outcome
+    from ..monitoring.queries import previous_month
+
+    as_of = validate_as_of(context.partition_key)
+    store = feast.store(warehouse.url())
+    views = service_views(store, feast.feature_service)
+    features = feature_names(store, feast.feature_service)
+    production = alias_version(mlflow_store.client(), PRODUCTION_ALIAS)
+    production_as_of = production.tags.get(AS_OF_TAG) if production else None
+    with warehouse.connect() as conn:
+        current = read_month_features(conn, views, as_of)
+        if current.empty:
+            raise RuntimeError(
+                f"The marts have no users for {as_of}: materialize its marts (dbt_models) first"
+            )
+        previous = previous_month(conn, views, as_of)
+        references = {PREVIOUS_MONTH: str(previous) if previous else None}
+        references[PRODUCTION_MONTH] = production_as_of
+        frames = {
+            month: read_month_features(conn, views, validate_as_of(month))
+            for month in {m for m in references.values() if m and m != str(as_of)}
+        }
+    reasons = {
+        PREVIOUS_MONTH: f"no reference month: {as_of} is the first landed month",
+        PRODUCTION_MONTH: (
+            f"no reference month: the Production model was trained on {as_of} itself"
+            if production_as_of == str(as_of)
+            else "no reference month: no model holds alias `production` yet"
+        ),
+    }
+    comparisons = {}
+    for label, month in references.items():
+        if month in frames and not frames[month].empty:
+            comparisons[label] = compare_months(
+                frames[month],
+                current,
+                features,
+                reference_label=label,
+                reference_as_of=month,
+                current_as_of=str(as_of),
+                bins=config.numeric_bins,
+            )
+        elif month in frames:
+            reasons[label] = f"no reference month: the marts have no users for {month}"
+    outcomes = {
+        check: drift_outcome(
+            comparisons.get(label), reasons[label], config.warn_psi, config.error_psi
+        )
+        for check, label in (
+            (DRIFT_VS_PREVIOUS_CHECK, PREVIOUS_MONTH),
+            (DRIFT_VS_PRODUCTION_CHECK, PRODUCTION_MONTH),
+        )
+    }
+    notes = [reasons[label] for label in references if label not in comparisons]
+    report = _write_drift_report(str(as_of), comparisons, frames, current, notes, config)
+    context.log.info(f"{as_of}: drift report at {report}")
+    return dg.MaterializeResult(
+        metadata=_drift_metadata(
+            str(as_of), len(features), references, comparisons, notes, report, config
+        ),
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=check,
+                passed=outcome.passed,
+                severity=dg.AssetCheckSeverity(outcome.severity),
+                description=outcome.description,
+                metadata=outcome.metadata,
+            )
+            for check, outcome in outcomes.items()
+        ],
+    )
+
+
+def _write_drift_report(as_of, comparisons, frames, current, notes, config):
+    from ..monitoring.report import ReportSection, drift_report_html, write_report
+
+    sections = [
+        ReportSection(comparison, frames[comparison.reference_as_of], current)
+        for comparison in comparisons.values()
+    ]
+    page = drift_report_html(as_of, sections, notes, config.warn_psi, config.error_psi)
+    return write_report(load_settings().home / "reports" / "drift" / f"{as_of}.html", page)
+
+
+def _drift_metadata(as_of, feature_count, references, comparisons, notes, report, config) -> dict:
+    from ..monitoring.report import png_markdown, psi_bar_png
+
+    metadata = {
+        "as_of": as_of,
+        "features": feature_count,
+        "previous_month": references[PREVIOUS_MONTH] or "none",
+        "production_training_month": references[PRODUCTION_MONTH] or "none",
+        "report": dg.MetadataValue.path(str(report)),
+        "report_url": dg.MetadataValue.url(report.as_uri()),
+    }
+    if not comparisons:
+        return {**metadata, "drift_level": "no reference month", "result": "; ".join(notes)}
+    worst = max(comparisons.values(), key=lambda c: c.max_psi)
+    metadata["max_psi"] = round(worst.max_psi, 4)
+    metadata["drift_level"] = worst.level
+    for label, key in ((PREVIOUS_MONTH, "previous"), (PRODUCTION_MONTH, "production")):
+        if label in comparisons:
+            metadata[f"max_psi_vs_{key}_month"] = round(comparisons[label].max_psi, 4)
+    metadata["result"] = "; ".join(
+        [
+            *(
+                f"vs {c.reference} {c.reference_as_of}: max PSI {c.max_psi:.3f} "
+                f"({c.features[0].feature}, {c.level})"
+                for c in comparisons.values()
+            ),
+            *notes,
+        ]
+    )
+    metadata["top_drifted"] = dg.MetadataValue.md(_top_drifted_table(comparisons))
+    chart = comparisons.get(PREVIOUS_MONTH) or worst
+    chart_png = psi_bar_png(chart, config.warn_psi, config.error_psi)
+    metadata["psi_chart"] = dg.MetadataValue.md(png_markdown(chart_png, "PSI per feature"))
+    return metadata
+
+
+def _top_drifted_table(comparisons: dict) -> str:
+    labels = list(comparisons)
+    by_feature = {label: {f.feature: f.psi for f in c.features} for label, c in comparisons.items()}
+    worst = sorted(
+        by_feature[labels[0]], key=lambda f: max(by_feature[lb][f] for lb in labels), reverse=True
+    )
+    header = "| feature | " + " | ".join(
+        f"PSI vs {comparisons[lb].reference_as_of} ({lb})" for lb in labels
+    )
+    lines = [header + " |", "|---" * (len(labels) + 1) + "|"]
+    for feature in worst[:TOP_DRIFTED_ROWS]:
+        values = " | ".join(f"{by_feature[lb][feature]:.3f}" for lb in labels)
+        lines.append(f"| {feature} | {values} |")
+    return "\n".join(lines)
+
+
+class RealizedPerformanceConfig(dg.Config):
+    margin_sds: float = AUC_MARGIN_SE
+    min_margin: float = MIN_AUC_MARGIN
+
+
+@dg.asset(
+    partitions_def=AS_OF_PARTITIONS,
+    deps=[churn_scores, LABELS_MART],
+    group_name=MONITORING_GROUP,
+    kinds={"postgres", "mlflow"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            REALIZED_AUC_CHECK,
+            asset="realized_performance",
+            description="Realized AUC of the month's scores is not below the scoring model's "
+            f"holdout AUC (its MLflow run's `auc`) by more than max({MIN_AUC_MARGIN}, "
+            f"{AUC_MARGIN_SE:g} standard errors of the difference); warns, never blocks.",
+        )
+    ],
+)
+def realized_performance(
+    context: dg.AssetExecutionContext,
+    config: RealizedPerformanceConfig,
+    warehouse: WarehouseResource,
+    mlflow_store: MlflowStoreResource,
+) -> dg.MaterializeResult:
+    """How well the month's churn scores ranked the churners, once its labels have landed."""
+    from ..ml.registry import AS_OF_TAG, get_version
+    from ..monitoring.performance import performance_outcome, realized_performance
+    from ..monitoring.queries import label_rows, scores_with_labels
+
+    as_of = validate_as_of(context.partition_key)
+    with warehouse.connect() as conn:
+        labels = label_rows(conn, as_of)
+        scored = scores_with_labels(conn, as_of)
+    if labels == 0:
+        message = (
+            f"labels for {as_of} have not landed yet: re-materialize realized_performance for "
+            f"{as_of} once its labels.csv has landed and churn_labels is built"
+        )
+        context.log.warning(message)
+        return dg.MaterializeResult(
+            metadata={"as_of": str(as_of), "labels_landed": False, "result": message},
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name=REALIZED_AUC_CHECK,
+                    passed=True,  # nothing is wrong: labels arrive a month late
+                    severity=dg.AssetCheckSeverity.WARN,
+                    description=f"Nothing to evaluate yet: {message}",
+                    metadata={"labels_landed": False},
+                )
+            ],
+        )
+    if scored.empty:
+        raise RuntimeError(
+            f"scores.churn_scores has no rows for {as_of}: materialize churn_scores for {as_of} "
+            "first"
+        )
+    labelled = scored.dropna(subset=["label"])
+    version = str(labelled["model_version"].mode().iloc[0]) if len(labelled) else "none"
+    performance = realized_performance(
+        labelled["label"].to_numpy(dtype=bool), labelled["churn_probability"].to_numpy(dtype=float)
+    )
+    expected_auc, expected_se, model_as_of = None, 0.0, "unknown"
+    if version != "none":
+        client = mlflow_store.client()
+        model = get_version(client, version)
+        model_as_of = model.tags.get(AS_OF_TAG, "unknown")
+        metrics = client.get_run(model.run_id).data.metrics if model.run_id else {}
+        expected_auc = metrics.get("auc")  # the model's AUC on its month's holdout
+        expected_se = _holdout_auc_se(metrics)
+    outcome = performance_outcome(
+        performance, expected_auc, version, expected_se, config.margin_sds, config.min_margin
+    )
+    # Scores are meant to be made before the month's labels exist (by an older month's model);
+    # a model trained on this month or later has seen these users' outcomes or later ones.
+    out_of_time = model_as_of < str(as_of)
+    caveat = "" if out_of_time else " " + _not_out_of_time(version, model_as_of, str(as_of))
+    context.log.info(outcome.description + caveat)
+    metadata = {
+        "as_of": str(as_of),
+        "labels_landed": True,
+        "dagster/row_count": performance.rows,
+        "scored_users": len(scored),
+        "scored_without_label": len(scored) - len(labelled),
+        "churn_rate": round(performance.churn_rate, 4),
+        "precision_top_decile": round(performance.precision_top_decile, 4),
+        "lift_top_decile": round(performance.lift_top_decile, 2),
+        "model_version": version,
+        "model_as_of": model_as_of,
+        "scored_out_of_time": out_of_time,
+        "result": outcome.description + caveat,
+    }
+    if performance.auc is not None:
+        metadata["auc"] = round(performance.auc, 4)
+        metadata["auc_se"] = round(performance.auc_se or 0.0, 4)
+    if expected_auc is not None:
+        metadata["expected_auc"] = round(expected_auc, 4)
+    return dg.MaterializeResult(
+        metadata=metadata,
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=REALIZED_AUC_CHECK,
+                passed=outcome.passed,
+                severity=dg.AssetCheckSeverity(outcome.severity),
+                description=outcome.description + caveat,
+                metadata={**outcome.metadata, "scored_out_of_time": out_of_time},
+            )
+        ],
+    )
+
+
+def _not_out_of_time(version: str, model_as_of: str, as_of: str) -> str:
+    trained_on = (
+        "this month's own labels" if model_as_of == as_of else f"a later month ({model_as_of})"
+    )
+    return (
+        f"Note: v{version} was trained on {trained_on}, so this AUC is not an out-of-time "
+        "estimate (optimistic): scores made before the labels land are."
+    )
+
+
+def _holdout_auc_se(metrics: dict) -> float:
+    """The s.e. of the run's holdout AUC, from the holdout's size and churn rate."""
+    from ..ml.dataset import HOLDOUT_SHARE
+    from ..monitoring.performance import hanley_mcneil_se
+
+    if not {"auc", "rows", "churn_rate"} <= metrics.keys():
+        return 0.0
+    holdout = round(HOLDOUT_SHARE * metrics["rows"])  # the stratified split's holdout share
+    positives = round(metrics["churn_rate"] * holdout)
+    return hanley_mcneil_se(metrics["auc"], positives, holdout - positives)
+
+
+MONITOR_ASSETS = [feature_drift, realized_performance]

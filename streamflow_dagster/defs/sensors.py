@@ -1,0 +1,223 @@
+"""Automation: a month that lands complete becomes a partition and runs through the graph;
+failed checks and runs become alerts."""
+
+import json
+from functools import partial
+from pathlib import Path
+
+import dagster as dg
+
+from ..alerts import payload, sinks, store
+from ..alerts.model import Alert, check_alert, dump_cursor, parse_cursor, run_failure_alert
+from ..cli.runner import landed_months
+from ..landing.contract import LANDING_TABLES
+from ..platform.settings import DEFAULT_UI_URL
+from .partitions import AS_OF_PARTITIONS
+from .resources import WarehouseResource
+
+MONTHLY_JOB = "streamflow_monthly"
+LABELS_JOB = "streamflow_labels"
+REQUIRED_FILES = tuple(t.file for t in LANDING_TABLES if t.required)
+LABELS_FILE = next(t.file for t in LANDING_TABLES if t.name == "labels")
+
+
+def complete_months(landing_dir: Path) -> list[str]:
+    """Landed months whose required files are all there (labels may come later)."""
+    return [
+        month
+        for month in landed_months(landing_dir)
+        if all((landing_dir / month / name).is_file() for name in REQUIRED_FILES)
+    ]
+
+
+def new_months(landing_dir: Path, known: set[str]) -> list[str]:
+    return [m for m in complete_months(landing_dir) if m not in known]
+
+
+def has_labels(landing_dir: Path, month: str) -> bool:
+    return (landing_dir / month / LABELS_FILE).is_file()
+
+
+def build_landing_sensor(landing_dir: Path, jobs: list) -> dg.SensorDefinition:
+    """`jobs`: the monthly job and the labels job, which the sensor's requests name."""
+
+    @dg.sensor(
+        name="landing_sensor",
+        jobs=jobs,
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"Starts a month through the graph once its files are complete in "
+        f"{landing_dir}, and again (without re-scoring) when its late {LABELS_FILE} lands.",
+    )
+    def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        """New complete month -> new AS_OF partition and one run; late labels -> one run."""
+        known = set(context.instance.get_dynamic_partitions(AS_OF_PARTITIONS.name))
+        # Months whose labels a run has already seen. First tick: whatever is there now was
+        # run by whoever made the partitions (the CLI, a backfill), so only later labels count.
+        state = json.loads(context.cursor) if context.cursor else None
+        labelled = (
+            set(state["labelled"]) if state else {m for m in known if has_labels(landing_dir, m)}
+        )
+        months = new_months(landing_dir, known)
+        labelled |= {m for m in months if has_labels(landing_dir, m)}
+        late = [m for m in sorted(known - labelled) if has_labels(landing_dir, m)]
+        labelled |= set(late)
+        cursor = json.dumps({"labelled": sorted(labelled)})
+        requests = [
+            dg.RunRequest(partition_key=m, run_key=f"landed-{m}", job_name=MONTHLY_JOB)
+            for m in months
+        ] + [
+            dg.RunRequest(partition_key=m, run_key=f"labels-{m}", job_name=LABELS_JOB) for m in late
+        ]
+        if not requests:
+            return dg.SensorResult(
+                skip_reason=f"no new complete month or late labels in {landing_dir}",
+                cursor=cursor,
+            )
+        if months:
+            context.log.info(f"new landed month(s): {', '.join(months)}")
+        if late:
+            context.log.info(f"labels landed for: {', '.join(late)}")
+        return dg.SensorResult(
+            run_requests=requests,
+            dynamic_partitions_requests=[AS_OF_PARTITIONS.build_add_request(months)]
+            if months
+            else [],
+            cursor=cursor,
+        )
+
+    return landing_sensor
+
+
+# -- alerts ----------------------------------------------------------------------------
+class AlertsResource(dg.ConfigurableResource):
+    """Where alerts go: always ops.alerts and the Dagster log; a webhook and Slack when set."""
+
+    ui_url: str = DEFAULT_UI_URL  # alerts link to <ui_url>/runs/<run_id>
+    webhook_url: str | None = None  # dg.EnvVar("STREAMFLOW_ALERT_WEBHOOK_URL") when set
+    slack_token: str | None = None  # dg.EnvVar("STREAMFLOW_SLACK_TOKEN") when set
+    slack_channel: str | None = None
+
+    def senders(self) -> dict[str, sinks.Sender]:
+        senders: dict[str, sinks.Sender] = {}
+        if self.webhook_url:
+            senders[sinks.WEBHOOK] = partial(sinks.post_webhook, self.webhook_url)
+        if self.slack_token and self.slack_channel:
+            from dagster_slack import SlackResource
+
+            client = SlackResource(token=self.slack_token).get_client()
+            senders[sinks.SLACK] = partial(sinks.post_slack, client, self.slack_channel)
+        return senders
+
+    def publish(
+        self, warehouse: WarehouseResource, alerts: list[Alert], log
+    ) -> tuple[list[Alert], int, int]:
+        """Record new alerts (the table first), log them, then deliver what is queued.
+
+        Returns (new alerts, deliveries sent, deliveries failed); failed ones are retried.
+        """
+        senders = self.senders()
+        with warehouse.connect() as conn:
+            new = store.record(conn, alerts, list(senders))
+            for alert in new:
+                (log.error if alert.severity == "ERROR" else log.warning)(payload.text(alert))
+            sent, failed = sinks.deliver(conn, senders, log.warning)
+        return new, sent, failed
+
+
+# Run ends whose check evaluations are read; only RUN_FAILURE is itself an alert.
+RUN_END_EVENTS = {
+    "success": dg.DagsterEventType.RUN_SUCCESS,
+    "failure": dg.DagsterEventType.RUN_FAILURE,
+    "canceled": dg.DagsterEventType.RUN_CANCELED,
+}
+# Runs read per kind of run end and tick: a backlog drains over a few ticks, each short.
+MAX_RUNS_PER_TICK = 50
+PARTITION_TAG = "dagster/partition"
+
+
+def _root_message(error) -> str:
+    while error is not None and error.cause is not None:
+        error = error.cause
+    return error.message.strip() if error is not None else "(no error recorded)"
+
+
+def failed_check_alerts(instance: dg.DagsterInstance, run: dg.DagsterRun, ui_url: str):
+    """One alert per failed check evaluation (WARN or ERROR) of a finished run."""
+    records = instance.get_records_for_run(
+        run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    ).records
+    for record in records:
+        evaluation = record.event_log_entry.dagster_event.event_specific_data
+        if evaluation.passed:
+            continue
+        yield check_alert(
+            asset=evaluation.asset_key.to_user_string(),
+            check_name=evaluation.check_name,
+            partition=evaluation.partition or run.tags.get(PARTITION_TAG),
+            severity=evaluation.severity.value,
+            description=evaluation.description,
+            metadata={k: v.value for k, v in evaluation.metadata.items()},
+            run_id=run.run_id,
+            ui_url=ui_url,
+        )
+
+
+def failed_run_alert(instance: dg.DagsterInstance, run: dg.DagsterRun, ui_url: str) -> Alert:
+    """The failed run, naming each failed step and its innermost error."""
+    records = instance.get_records_for_run(
+        run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE
+    ).records
+    events = [r.event_log_entry.dagster_event for r in records]
+    return run_failure_alert(
+        run_id=run.run_id,
+        job_name=run.job_name,
+        partition=run.tags.get(PARTITION_TAG),
+        failed_steps=[e.step_key for e in events],
+        errors=[f"{e.step_key}: {_root_message(e.step_failure_data.error)}" for e in events],
+        ui_url=ui_url,
+    )
+
+
+def collect_alerts(
+    instance: dg.DagsterInstance, cursor: dict[str, str], ui_url: str
+) -> tuple[list[Alert], dict[str, str]]:
+    """Alerts of the runs that ended after `cursor`, and the cursor past them.
+
+    Reads run ends (mirrored into the index in every storage) rather than check events,
+    whose global cursor the default run-sharded SQLite storage refuses.
+    """
+    alerts, cursor = [], dict(cursor)
+    for name, event_type in RUN_END_EVENTS.items():
+        result = instance.fetch_run_status_changes(
+            event_type, limit=MAX_RUNS_PER_TICK, cursor=cursor.get(name), ascending=True
+        )
+        for record in result.records:
+            run = instance.get_run_by_id(record.run_id)
+            if run is None:
+                continue  # deleted since it ended: nothing left to link to
+            alerts.extend(failed_check_alerts(instance, run, ui_url))
+            if event_type == dg.DagsterEventType.RUN_FAILURE:
+                alerts.append(failed_run_alert(instance, run, ui_url))
+        if result.records:
+            cursor[name] = result.cursor
+    return alerts, cursor
+
+
+@dg.sensor(
+    name="alert_sensor",
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Turns every failed asset check (WARN or ERROR) and every failed run into one "
+    "alert: ops.alerts, the Dagster log, and the webhook / Slack when configured.",
+)
+def alert_sensor(
+    context: dg.SensorEvaluationContext, warehouse: WarehouseResource, alerts: AlertsResource
+) -> dg.SkipReason:
+    """Failed checks and runs since the last tick -> one alert each, deduplicated."""
+    found, cursor = collect_alerts(context.instance, parse_cursor(context.cursor), alerts.ui_url)
+    new, sent, failed = alerts.publish(warehouse, found, context.log)
+    context.update_cursor(dump_cursor(cursor))
+    return dg.SkipReason(
+        f"{len(new)} new alert(s) of {len(found)} found; deliveries: {sent} sent, {failed} failed"
+    )

@@ -1,1 +1,0 @@
-"""Optional importers: public data sets mapped onto StreamFlow's landing files (not the product)."""

@@ -1,0 +1,120 @@
+"""The one place that reads the environment: where state lives and which servers to use.
+
+Everything else asks this module. Local default: an embedded PostgreSQL under
+$STREAMFLOW_HOME; production: STREAMFLOW_DATABASE_URL / MLFLOW_TRACKING_URI point elsewhere.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+FEATURE_REPO_DIR = PROJECT_ROOT / "feature_repo"
+
+WAREHOUSE_DB = "streamflow"  # raw, staging, marts, Feast offline/online tables
+MLFLOW_DB = "mlflow"  # MLflow tracking and registry: its own database
+DEFAULT_UI_URL = "http://127.0.0.1:3000"  # where `dagster dev` serves the UI by default
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    landing_dir: Path
+    database_url: str | None  # None: use the embedded server
+    mlflow_tracking_uri: str | None
+    ui_url: str = DEFAULT_UI_URL  # alerts link to <ui_url>/runs/<run_id>
+    # Alert sinks besides the ops.alerts table: set means on. The webhook URL and the Slack
+    # token are secrets; resources receive them through dg.EnvVar, never these values.
+    alert_webhook_url: str | None = None
+    slack_token: str | None = None
+    slack_channel: str | None = None
+
+    @property
+    def pg_dir(self) -> Path:
+        return self.home / "postgres"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    @property
+    def mlflow_artifacts_dir(self) -> Path:
+        return self.home / "mlflow-artifacts"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def dbt_docs_dir(self) -> Path:
+        return self.home / "dbt-docs"
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None
+
+
+def load_settings() -> Settings:
+    home = Path(os.environ.get("STREAMFLOW_HOME", ".streamflow")).expanduser().resolve()
+    landing = os.environ.get("STREAMFLOW_LANDING_DIR")
+    return Settings(
+        home=home,
+        landing_dir=Path(landing).expanduser().resolve() if landing else home / "landing",
+        database_url=os.environ.get("STREAMFLOW_DATABASE_URL") or None,
+        mlflow_tracking_uri=os.environ.get("MLFLOW_TRACKING_URI") or None,
+        ui_url=(os.environ.get("STREAMFLOW_UI_URL") or DEFAULT_UI_URL).rstrip("/"),
+        alert_webhook_url=os.environ.get("STREAMFLOW_ALERT_WEBHOOK_URL") or None,
+        slack_token=os.environ.get("STREAMFLOW_SLACK_TOKEN") or None,
+        slack_channel=os.environ.get("STREAMFLOW_SLACK_CHANNEL") or None,
+    )
+
+
+# -- the online API (streamflow serve) -------------------------------------------------------
+# The model's alias is watched this often: a promotion reaches a running API within it plus
+# the load time (about a second), well inside the 30 s the platform promises.
+DEFAULT_RELOAD_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    admin_token: str | None  # STREAMFLOW_API_TOKEN: required by every state-changing call
+    challenger_alias: str | None  # STREAMFLOW_SERVE_CHALLENGER_ALIAS, e.g. "challenger"
+    challenger_share: float  # STREAMFLOW_SERVE_CHALLENGER_SHARE: users on the challenger, 0-1
+    reload_seconds: float  # STREAMFLOW_SERVE_RELOAD_SECONDS
+
+
+def load_serve_settings() -> ServeSettings:
+    """The API's settings; a malformed value is a ValueError naming the variable and value."""
+    return ServeSettings(
+        admin_token=os.environ.get("STREAMFLOW_API_TOKEN") or None,
+        challenger_alias=os.environ.get("STREAMFLOW_SERVE_CHALLENGER_ALIAS") or None,
+        challenger_share=_number(
+            "STREAMFLOW_SERVE_CHALLENGER_SHARE",
+            0.0,
+            "a share from 0 to 1",
+            lambda v: 0.0 <= v <= 1.0,
+        ),
+        reload_seconds=_number(
+            "STREAMFLOW_SERVE_RELOAD_SECONDS",
+            DEFAULT_RELOAD_SECONDS,
+            "a number of seconds over 0",
+            lambda v: v > 0.0,
+        ),
+    )
+
+
+def _number(name: str, default: float, wanted: str, valid) -> float:
+    raw = os.environ.get(name) or ""
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or not valid(value):
+        raise ValueError(f"{name}={raw!r}: give {wanted}")
+    return value

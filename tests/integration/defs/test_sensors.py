@@ -1,0 +1,98 @@
+"""The landing sensor: a new complete month is requested exactly once."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from streamflow_dagster.definitions import build_definitions
+from streamflow_dagster.defs.resources import LandingResource
+from streamflow_dagster.landing.contract import LANDING_TABLES
+
+pytestmark = pytest.mark.integration
+
+
+def land(landing, month, *, labels=True, skip=()):
+    folder = landing / month
+    folder.mkdir(parents=True)
+    for table in LANDING_TABLES:
+        if table.file in skip or (table.name == "labels" and not labels):
+            continue
+        (folder / table.file).write_text(",".join(table.column_names) + "\n")
+
+
+def evaluate(defs, instance, cursors: dict | None = None):
+    """One tick; `cursors` carries the sensor's cursor from tick to tick, as the daemon does."""
+    sensor = defs.get_sensor_def("landing_sensor")
+    cursors = {} if cursors is None else cursors
+    context = dg.build_sensor_context(
+        instance=instance, definitions=defs, cursor=cursors.get("landing_sensor")
+    )
+    result = sensor(context)
+    cursors["landing_sensor"] = result.cursor
+    for request in result.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    return result
+
+
+def requested(result) -> list[tuple[str, str]]:
+    return [(r.job_name, r.partition_key) for r in result.run_requests]
+
+
+def test_late_labels_rerun_their_month_once_without_rescoring(tmp_path):
+    landing = tmp_path / "landing"
+    defs = build_definitions(landing=LandingResource(path=str(landing)))
+    cursors: dict = {}
+    with dg.instance_for_test() as instance:
+        land(landing, "2024-01-31")  # labels with the month: one run, no second one
+        land(landing, "2024-02-29", labels=False)
+        assert requested(evaluate(defs, instance, cursors)) == [
+            ("streamflow_monthly", "2024-01-31"),
+            ("streamflow_monthly", "2024-02-29"),
+        ]
+        assert evaluate(defs, instance, cursors).run_requests == []
+
+        labels = next(t for t in LANDING_TABLES if t.name == "labels")
+        (landing / "2024-02-29" / labels.file).write_text("user_id,churn_label\n")
+        assert requested(evaluate(defs, instance, cursors)) == [("streamflow_labels", "2024-02-29")]
+        assert evaluate(defs, instance, cursors).run_requests == []
+        # A fresh cursor (a new daemon on an existing instance) reruns nothing.
+        assert evaluate(defs, instance, {}).run_requests == []
+
+    job = defs.resolve_job_def("streamflow_labels")
+    keys = {key.to_user_string() for key in job.asset_layer.executable_asset_keys}
+    assert {"raw_labels", "churn_labels", "training_set", "churn_model"} <= keys
+    assert {"production_model", "realized_performance"} <= keys
+    assert not {"churn_scores", "feature_drift"} & keys
+
+
+def test_new_month_is_requested_once(tmp_path):
+    landing = tmp_path / "landing"
+    defs = build_definitions(landing=LandingResource(path=str(landing)))
+    with dg.instance_for_test() as instance:
+        assert evaluate(defs, instance).run_requests == []
+
+        land(landing, "2024-01-31", labels=False)  # labels arrive late: still complete
+        land(landing, "2024-02-29", skip=("usage_agg_30d.csv",))  # incomplete: not yet
+        (landing / "notes").mkdir()
+        first = evaluate(defs, instance)
+        assert [r.partition_key for r in first.run_requests] == ["2024-01-31"]
+        assert instance.get_dynamic_partitions("as_of") == ["2024-01-31"]
+
+        assert evaluate(defs, instance).run_requests == []  # the same month never twice
+
+        (landing / "2024-02-29" / "usage_agg_30d.csv").write_text("user_id\n")
+        assert [r.partition_key for r in evaluate(defs, instance).run_requests] == ["2024-02-29"]
+
+
+def test_automation_is_on_by_default(tmp_path):
+    defs = build_definitions(landing=LandingResource(path=str(tmp_path / "landing")))
+    repo = defs.get_repository_def()
+    running = dg.DefaultSensorStatus.RUNNING
+    for name in ("landing_sensor", "alert_sensor"):
+        assert repo.get_sensor_def(name).default_status == running
+    freshness = repo.get_schedule_def("landing_freshness")
+    assert freshness.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert (
+        freshness.cron_schedule == "0 7 * * *" and freshness.job_name == "landing_freshness_alert"
+    )

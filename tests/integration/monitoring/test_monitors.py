@@ -1,0 +1,158 @@
+"""feature_drift and realized_performance materialized by Dagster on the real stack: marts in
+the embedded PostgreSQL (filled without dbt), Feast applied, a real churn model trained, promoted
+and scoring in MLflow. Demo months 2024-05-31..2024-07-31; the demo's streaming degradation
+starts in July, so July drifts from June and June does not drift from May."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import psycopg
+import pytest
+
+from streamflow_dagster.defs.features import FEATURE_ASSETS
+from streamflow_dagster.defs.models import (
+    MODEL_ASSETS,
+)
+from streamflow_dagster.defs.monitors import (
+    DRIFT_VS_PREVIOUS_CHECK,
+    DRIFT_VS_PRODUCTION_CHECK,
+    MONITOR_ASSETS,
+    REALIZED_AUC_CHECK,
+)
+from streamflow_dagster.defs.partitions import AS_OF_PARTITIONS
+from streamflow_dagster.landing.demo_data import SHIFTED_MONTH_INDEX, generate_landing
+from streamflow_dagster.platform.db import ensure_database
+from tests.integration.conftest import create_marts, insert_rows, load_landing_month
+from tests.integration.ml.support import fresh_mlflow_store, model_asset_resources
+
+pytestmark = pytest.mark.integration
+
+MAY, JUNE, JULY = "2024-05-31", "2024-06-30", "2024-07-31"
+ASSETS = [*FEATURE_ASSETS, *MODEL_ASSETS, *MONITOR_ASSETS]
+
+
+@pytest.fixture(scope="module")
+def stack(pg_server, tmp_path_factory):
+    """Marts of May-July (2,500 demo users; June and July without labels yet), the May model
+    trained, promoted to `production` and scoring May. Shared by the tests of this module."""
+    saved_environ = dict(os.environ)  # Feast's store sets STREAMFLOW_PG_* and PGTZ
+    tmp = tmp_path_factory.mktemp("monitors")
+    summaries = generate_landing(tmp / "landing", users=2500, months=7, seed=3)
+    assert summaries[SHIFTED_MONTH_INDEX].as_of.isoformat() == JULY
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    ensure_database(pg_server.url("postgres"), name)
+    url = pg_server.url(name)
+    with psycopg.connect(url) as conn:
+        create_marts(conn)
+        for month in (MAY, JUNE, JULY):
+            load_landing_month(conn, tmp / "landing" / month, month)
+        conn.execute("delete from marts.churn_labels where as_of > %s", (MAY,))
+        conn.commit()
+    store = fresh_mlflow_store(pg_server.url("postgres"), tmp / "artifacts")
+    resources = model_asset_resources(url, store)
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(AS_OF_PARTITIONS.name, [MAY, JUNE, JULY])
+    built = {"url": url, "landing": tmp / "landing", "resources": resources, "instance": instance}
+    setup = ["feast_registry", "training_set", "churn_model", "production_model", "churn_scores"]
+    assert materialize(built, MAY, setup).success
+    yield built
+    os.environ.clear()
+    os.environ.update(saved_environ)
+
+
+def materialize(stack, month: str, selection: list[str]) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        ASSETS,
+        selection=selection,
+        partition_key=month,
+        resources=stack["resources"],
+        instance=stack["instance"],
+    )
+
+
+def metadata(result, asset: str) -> dict:
+    events = result.asset_materializations_for_node(asset)
+    return {key: value.value for key, value in events[-1].metadata.items()}
+
+
+def checks(result) -> dict:
+    return {c.check_name: c for c in result.get_asset_check_evaluations()}
+
+
+def test_drift_flags_the_shifted_month_and_not_a_stable_one(stack):
+    # The first month: nothing before it, and the Production model was trained on it.
+    first = materialize(stack, MAY, ["feature_drift"])
+    assert first.success
+    first_meta = metadata(first, "feature_drift")
+    assert first_meta["drift_level"] == "no reference month" and "max_psi" not in first_meta
+    assert "first landed month" in first_meta["result"]
+    assert all(c.passed for c in checks(first).values())
+
+    stable = materialize(stack, JUNE, ["feature_drift"])
+    stable_meta = metadata(stable, "feature_drift")
+    assert stable_meta["previous_month"] == MAY and stable_meta["production_training_month"] == MAY
+    assert stable_meta["features"] == 14
+    assert stable_meta["max_psi"] < 0.1 and stable_meta["drift_level"] == "stable"
+    assert all(c.passed for c in checks(stable).values())
+
+    shifted = materialize(stack, JULY, ["feature_drift"])
+    assert shifted.success  # drift alerts, it does not fail the run
+    meta = metadata(shifted, "feature_drift")
+    assert meta["previous_month"] == JUNE
+    assert meta["max_psi_vs_previous_month"] > 0.25 and meta["drift_level"] == "major"
+    assert "watch_hours_30d" in meta["top_drifted"].splitlines()[2]  # the most drifted row
+    assert meta["psi_chart"].startswith("![PSI per feature](data:image/png;base64,")
+    evaluations = checks(shifted)
+    for name in (DRIFT_VS_PREVIOUS_CHECK, DRIFT_VS_PRODUCTION_CHECK):
+        assert not evaluations[name].passed
+        assert evaluations[name].severity == dg.AssetCheckSeverity.ERROR
+    previous = evaluations[DRIFT_VS_PREVIOUS_CHECK].metadata
+    assert previous["features_over_warn"].value["watch_hours_30d"] > 0.25
+
+    report = Path(meta["report"])
+    assert report.name == f"{JULY}.html" and report.parent.name == "drift"
+    assert report.parent.parent.name == "reports" and meta["report_url"] == report.as_uri()
+    page = report.read_text()
+    assert "Feature drift for 2024-07-31" in page and "watch_hours_30d" in page
+    assert page.count("data:image/png;base64,") >= 6  # 2 PSI charts + distributions
+
+
+def test_realized_performance_once_labels_land(stack):
+    # June scored by the May model, before June's labels exist.
+    waiting = materialize(stack, JUNE, ["churn_scores", "realized_performance"])
+    assert waiting.success
+    waiting_meta = metadata(waiting, "realized_performance")
+    assert waiting_meta["labels_landed"] is False
+    assert f"labels for {JUNE} have not landed yet" in waiting_meta["result"]
+    assert checks(waiting)[REALIZED_AUC_CHECK].passed
+
+    with psycopg.connect(stack["url"]) as conn:
+        labels = pd.read_csv(stack["landing"] / JUNE / "labels.csv")  # June's labels land
+        labels.insert(1, "as_of", JUNE)
+        insert_rows(conn, "churn_labels", labels[["user_id", "as_of", "churn_label"]])
+        expected_rows = conn.execute(
+            "select count(*) from scores.churn_scores s join marts.churn_labels l "
+            "using (user_id, as_of) where s.as_of = %s",
+            (JUNE,),
+        ).fetchone()[0]
+    landed = materialize(stack, JUNE, ["realized_performance"])
+    meta = metadata(landed, "realized_performance")
+    assert meta["labels_landed"] is True and meta["dagster/row_count"] == expected_rows > 2000
+    assert 0.6 < meta["auc"] < 1.0 and 0 < meta["auc_se"] < 0.05
+    assert 0.0 < meta["churn_rate"] < 0.2 and meta["lift_top_decile"] > 1.5
+    assert meta["model_as_of"] == MAY and meta["scored_out_of_time"] is True
+    check = checks(landed)[REALIZED_AUC_CHECK]
+    margin = check.metadata["margin"].value
+    assert margin >= 0.03 and check.metadata["expected_auc"].value > 0.6
+    assert 0 < check.metadata["expected_auc_se"].value < 0.1  # the May holdout's 500 users
+    assert check.passed == (check.metadata["auc_drop"].value <= margin)
+    assert check.severity == dg.AssetCheckSeverity.WARN  # an alert, never blocking
+
+    # May was scored by the model trained on May itself: computed, and said to be optimistic.
+    in_sample = metadata(materialize(stack, MAY, ["realized_performance"]), "realized_performance")
+    assert in_sample["scored_out_of_time"] is False and "optimistic" in in_sample["result"]

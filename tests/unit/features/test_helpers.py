@@ -1,0 +1,48 @@
+"""Pure helpers of the feature store: environment, code version, Feast's key layout."""
+
+from __future__ import annotations
+
+import shutil
+
+from streamflow_dagster.features.encoding import entity_key_prefix
+from streamflow_dagster.features.registry import repo_code_version
+from streamflow_dagster.features.store import feast_env
+from streamflow_dagster.platform.settings import FEATURE_REPO_DIR
+
+URL = "postgresql://postgres@127.0.0.1:5433/streamflow"
+
+
+def test_feast_env_defaults_to_prefer_ssl_and_utc():
+    env = feast_env(URL)
+    assert env["STREAMFLOW_PG_SSLMODE"] == "prefer"  # Feast's own default, require, fails
+    assert env["PGTZ"] == "UTC"
+    assert (env["STREAMFLOW_PG_PORT"], env["STREAMFLOW_PG_PASSWORD"]) == ("5433", "")
+
+
+def test_feast_env_keeps_the_sslmode_of_an_external_url():
+    env = feast_env("postgresql://app:s3cret@db.example:5432/prod?sslmode=verify-full")
+    assert env["STREAMFLOW_PG_SSLMODE"] == "verify-full"
+    assert env["STREAMFLOW_PG_PASSWORD"] == "s3cret"
+
+
+def test_code_version_follows_the_definition_files(tmp_path):
+    repo = tmp_path / "feature_repo"
+    shutil.copytree(FEATURE_REPO_DIR, repo, ignore=shutil.ignore_patterns("__pycache__"))
+    original = repo_code_version(repo)
+    assert original == repo_code_version(FEATURE_REPO_DIR)
+    (repo / "notes.txt").write_text("not a definition")
+    assert repo_code_version(repo) == original
+    views = repo / "feature_views.py"
+    views.write_text(views.read_text().replace("days=27", "days=20"))
+    assert repo_code_version(repo) != original
+
+
+def test_entity_key_prefix_is_feasts_v3_serialization():
+    from feast.infra.key_encoding_utils import serialize_entity_key
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    key = EntityKey(join_keys=["user_id"], entity_values=[Value(string_val="u0000042")])
+    serialized = serialize_entity_key(key, entity_key_serialization_version=3)
+    prefix = entity_key_prefix("user_id")
+    assert serialized == prefix + len(b"u0000042").to_bytes(4, "little") + b"u0000042"
