@@ -6,6 +6,7 @@ not reasons to stop scoring (nothing downstream of the monitors would be protect
 
 import dagster as dg
 
+from ..monitoring.decisions import PREVIOUS_MONTH, PRODUCTION_MONTH
 from ..monitoring.drift import ERROR_PSI, NUMERIC_BINS, WARN_PSI
 from ..monitoring.performance import AUC_MARGIN_SE, MIN_AUC_MARGIN
 from ..platform.settings import load_settings
@@ -18,7 +19,6 @@ MONITORING_GROUP = "monitoring"
 DRIFT_VS_PREVIOUS_CHECK = "drift_vs_previous_month"
 DRIFT_VS_PRODUCTION_CHECK = "drift_vs_production_training_month"
 REALIZED_AUC_CHECK = "realized_auc_within_margin"
-PREVIOUS_MONTH, PRODUCTION_MONTH = "previous month", "production model's training month"
 # Rows of the top-drifted table in the asset's metadata (the report has every feature).
 TOP_DRIFTED_ROWS = 5
 
@@ -61,6 +61,7 @@ def feature_drift(
     from ..features.store import feature_names
     from ..ml.registry import AS_OF_TAG, PRODUCTION_ALIAS, alias_version
     from ..ml.scoring import read_month_features
+    from ..monitoring.decisions import drift_references
     from ..monitoring.drift import compare_months, drift_outcome
     from ..monitoring.queries import previous_month
 
@@ -69,28 +70,23 @@ def feature_drift(
     views = service_views(store, feast.feature_service)
     features = feature_names(store, feast.feature_service)
     production = alias_version(mlflow_store.client(), PRODUCTION_ALIAS)
-    production_as_of = production.tags.get(AS_OF_TAG) if production else None
     with warehouse.connect() as conn:
         current = read_month_features(conn, views, as_of)
         if current.empty:
             raise RuntimeError(
                 f"The marts have no users for {as_of}: materialize its marts (dbt_models) first"
             )
-        previous = previous_month(conn, views, as_of)
-        references = {PREVIOUS_MONTH: str(previous) if previous else None}
-        references[PRODUCTION_MONTH] = production_as_of
+        chosen = drift_references(
+            as_of,
+            previous_month(conn, views, as_of),
+            str(production.version) if production else None,
+            production.tags.get(AS_OF_TAG) if production else None,
+        )
         frames = {
             month: read_month_features(conn, views, validate_as_of(month))
-            for month in {m for m in references.values() if m and m != str(as_of)}
+            for month in chosen.to_read(as_of)
         }
-    reasons = {
-        PREVIOUS_MONTH: f"no reference month: {as_of} is the first landed month",
-        PRODUCTION_MONTH: (
-            f"no reference month: the Production model was trained on {as_of} itself"
-            if production_as_of == str(as_of)
-            else "no reference month: no model holds alias `production` yet"
-        ),
-    }
+    references, reasons = chosen.months, dict(chosen.reasons)
     comparisons = {}
     for label, month in references.items():
         if month in frames and not frames[month].empty:
@@ -225,6 +221,14 @@ def realized_performance(
 ) -> dg.MaterializeResult:
     """How well the month's churn scores ranked the churners, once its labels have landed."""
     from ..ml.registry import AS_OF_TAG, get_version
+    from ..monitoring.decisions import (
+        Expectation,
+        holdout_expectation,
+        out_of_time,
+        out_of_time_caveat,
+        scoring_model,
+        tag_month,
+    )
     from ..monitoring.performance import performance_outcome, realized_performance
     from ..monitoring.queries import label_rows, scores_with_labels
 
@@ -256,25 +260,29 @@ def realized_performance(
             "first"
         )
     labelled = scored.dropna(subset=["label"])
-    version = str(labelled["model_version"].mode().iloc[0]) if len(labelled) else "none"
+    scoring = scoring_model(labelled["model_version"])
+    version = scoring.version or "none"
     performance = realized_performance(
         labelled["label"].to_numpy(dtype=bool), labelled["churn_probability"].to_numpy(dtype=float)
     )
-    expected_auc, expected_se, model_as_of = None, 0.0, "unknown"
-    if version != "none":
+    expected, model_tag = Expectation(None, 0.0, ""), None
+    if scoring.version is not None:
         client = mlflow_store.client()
-        model = get_version(client, version)
-        model_as_of = model.tags.get(AS_OF_TAG, "unknown")
+        model = get_version(client, scoring.version)
+        model_tag = model.tags.get(AS_OF_TAG)
         metrics = client.get_run(model.run_id).data.metrics if model.run_id else {}
-        expected_auc = metrics.get("auc")  # the model's AUC on its month's holdout
-        expected_se = _holdout_auc_se(metrics)
+        expected = holdout_expectation(metrics, scoring.version)
     outcome = performance_outcome(
-        performance, expected_auc, version, expected_se, config.margin_sds, config.min_margin
+        performance, expected.auc, version, expected.se, config.margin_sds, config.min_margin
     )
     # Scores are meant to be made before the month's labels exist (by an older month's model);
     # a model trained on this month or later has seen these users' outcomes or later ones.
-    out_of_time = model_as_of < str(as_of)
-    caveat = "" if out_of_time else " " + _not_out_of_time(version, model_as_of, str(as_of))
+    model_month = tag_month(model_tag)
+    scored_out_of_time = out_of_time(model_month, as_of)
+    notes = [expected.note]
+    if scoring.version is not None:
+        notes.append(out_of_time_caveat(scoring.version, model_month, model_tag, as_of))
+    caveat = "".join(f" {note}" for note in notes if note)
     context.log.info(outcome.description + caveat)
     metadata = {
         "as_of": str(as_of),
@@ -286,15 +294,16 @@ def realized_performance(
         "precision_top_decile": round(performance.precision_top_decile, 4),
         "lift_top_decile": round(performance.lift_top_decile, 2),
         "model_version": version,
-        "model_as_of": model_as_of,
-        "scored_out_of_time": out_of_time,
+        "model_versions": ", ".join(f"v{v}: {n}" for v, n in scoring.versions.items()) or "none",
+        "model_as_of": str(model_month) if model_month else (model_tag or "unknown"),
+        "scored_out_of_time": "unknown" if scored_out_of_time is None else scored_out_of_time,
         "result": outcome.description + caveat,
     }
     if performance.auc is not None:
         metadata["auc"] = round(performance.auc, 4)
         metadata["auc_se"] = round(performance.auc_se or 0.0, 4)
-    if expected_auc is not None:
-        metadata["expected_auc"] = round(expected_auc, 4)
+    if expected.auc is not None:
+        metadata["expected_auc"] = round(expected.auc, 4)
     return dg.MaterializeResult(
         metadata=metadata,
         check_results=[
@@ -303,32 +312,10 @@ def realized_performance(
                 passed=outcome.passed,
                 severity=dg.AssetCheckSeverity(outcome.severity),
                 description=outcome.description + caveat,
-                metadata={**outcome.metadata, "scored_out_of_time": out_of_time},
+                metadata={**outcome.metadata, "scored_out_of_time": metadata["scored_out_of_time"]},
             )
         ],
     )
-
-
-def _not_out_of_time(version: str, model_as_of: str, as_of: str) -> str:
-    trained_on = (
-        "this month's own labels" if model_as_of == as_of else f"a later month ({model_as_of})"
-    )
-    return (
-        f"Note: v{version} was trained on {trained_on}, so this AUC is not an out-of-time "
-        "estimate (optimistic): scores made before the labels land are."
-    )
-
-
-def _holdout_auc_se(metrics: dict) -> float:
-    """The s.e. of the run's holdout AUC, from the holdout's size and churn rate."""
-    from ..ml.dataset import HOLDOUT_SHARE
-    from ..monitoring.performance import hanley_mcneil_se
-
-    if not {"auc", "rows", "churn_rate"} <= metrics.keys():
-        return 0.0
-    holdout = round(HOLDOUT_SHARE * metrics["rows"])  # the stratified split's holdout share
-    positives = round(metrics["churn_rate"] * holdout)
-    return hanley_mcneil_se(metrics["auc"], positives, holdout - positives)
 
 
 MONITOR_ASSETS = [feature_drift, realized_performance]

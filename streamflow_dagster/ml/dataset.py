@@ -21,6 +21,9 @@ CATEGORICAL_FEATURES = {"net_service": NET_SERVICES}
 # the holdout and validation sets: enough for AUC to be stable to about +-0.02.
 HOLDOUT_SHARE = 0.2
 VALIDATION_SHARE = 0.2
+# The run metric with the holdout's row count (the monitors read it back: never rebuilt from
+# HOLDOUT_SHARE, which may have changed since the run).
+HOLDOUT_ROWS_METRIC = "holdout_rows"
 # Fewer churners than this leaves under 4 per evaluation set: metrics would be noise.
 MIN_ROWS_PER_CLASS = 20
 

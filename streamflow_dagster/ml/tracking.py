@@ -20,7 +20,7 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from . import code_version as models_code_version
-from .dataset import CATEGORICAL_FEATURES, LABEL
+from .dataset import CATEGORICAL_FEATURES, HOLDOUT_ROWS_METRIC, LABEL
 from .evaluation import Evaluation
 from .plots import write_plots
 from .registry import (
@@ -76,6 +76,9 @@ def log_month(
     metrics = {
         **evaluation.metrics,
         "rows": float(sum(trained.split.rows.values())),
+        # The realized-performance monitor's s.e. of the holdout AUC needs the holdout's size
+        # as it was, not as today's split share would rebuild it.
+        HOLDOUT_ROWS_METRIC: float(trained.split.rows["holdout"]),
         "train_seconds": trained.train_seconds,
         **{f"validation_auc.{name}": auc for name, auc in trained.validation_auc.items()},
     }

@@ -117,6 +117,14 @@ def performance_outcome(
     floor: float = MIN_AUC_MARGIN,
 ) -> CheckOutcome:
     """WARN when the realized AUC is below the model's own holdout AUC by more than the margin."""
+    if performance.rows == 0:
+        return CheckOutcome(
+            False,
+            "WARN",
+            "No scored user of the month has a label: the month's labels cover other users "
+            "(check the user ids of labels.csv against the scored month)",
+            {"rows": 0},
+        )
     if performance.auc is None:
         return CheckOutcome(
             False,
