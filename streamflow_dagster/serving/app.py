@@ -4,7 +4,7 @@ Responses are built as plain dicts and returned as JSONResponse (the pydantic mo
 document them in OpenAPI without a second validation pass on every request). Every error is
 JSON `{"error": ...}` with a status that says what happened: 404 missing features, 422 a
 malformed request, 401/403 an admin call without the right token, 503 a store or model that
-is not there; never a stack trace.
+is not there, 500 a bug (logged with its stack trace); never a stack trace in a response.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .engine import Answer, ModelUnavailable, OnlineStoreUnavailable
+from .engine import Answer, ModelUnavailable, OnlineStoreUnavailable, ServingBug
 from .service import Service
 from .split import PRODUCTION, Split
 
@@ -113,14 +113,17 @@ def create_app(service: Service) -> FastAPI:
     )
     app.add_middleware(MetricsMiddleware, service=service)
     _error_handlers(app)
-    unavailable = {503: {"model": ErrorOut, "description": "Online store or model unavailable"}}
+    failures = {
+        503: {"model": ErrorOut, "description": "Online store or model unavailable"},
+        500: {"model": ErrorOut, "description": "Internal error (a bug, logged by the API)"},
+    }
     missing = {404: {"model": MissingOut, "description": "No (or partial) online features"}}
 
     @app.get("/health", summary="Liveness: the process answers")
     async def health() -> dict:
         return {"status": "ok"}
 
-    @app.get("/ready", summary="Model loaded and online store reachable", responses=unavailable)
+    @app.get("/ready", summary="Model loaded and online store reachable", responses=failures)
     async def ready() -> JSONResponse:
         store_error = await service.engine.check_store()
         models = {
@@ -161,7 +164,7 @@ def create_app(service: Service) -> FastAPI:
     @app.get(
         "/features/{user_id}",
         response_model=FeaturesOut,
-        responses={**missing, **unavailable},
+        responses={**missing, **failures},
         summary="The feature service's online values for one user",
     )
     async def features(user_id: UserId) -> JSONResponse:
@@ -179,7 +182,7 @@ def create_app(service: Service) -> FastAPI:
     @app.get(
         "/predict/{user_id}",
         response_model=PredictionOut,
-        responses={**missing, **unavailable},
+        responses={**missing, **failures},
         summary="Churn prediction for one user with the Production model",
     )
     async def predict_one(user_id: UserId) -> JSONResponse:
@@ -191,7 +194,7 @@ def create_app(service: Service) -> FastAPI:
     @app.post(
         "/predict",
         response_model=BatchOut,
-        responses=unavailable,
+        responses=failures,
         summary="Churn predictions for a list of users",
     )
     async def predict_many(batch: BatchIn) -> JSONResponse:
@@ -253,10 +256,16 @@ async def _lookup(service: Service, user_ids: list[str], predict: bool) -> dict[
         return await service.engine.lookup(user_ids, predict)
     except (OnlineStoreUnavailable, ModelUnavailable) as error:
         raise _Unavailable(str(error)) from None
+    except ServingBug as error:  # the worker logged it with its stack trace
+        raise _Internal(str(error)) from None
 
 
 class _Unavailable(Exception):
     """A dependency is away: answered 503 with the reason."""
+
+
+class _Internal(Exception):
+    """A bug while serving (already logged with its stack trace): answered 500, no stack."""
 
 
 async def _empty_id() -> JSONResponse:
@@ -337,6 +346,13 @@ def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(_Unavailable)
     async def unavailable(request: Request, error: _Unavailable) -> JSONResponse:
         return JSONResponse({"error": str(error)}, status_code=503)
+
+    @app.exception_handler(_Internal)
+    async def internal(request: Request, error: _Internal) -> JSONResponse:
+        return JSONResponse(
+            {"error": f"{error} (a bug, not an outage: logged with its stack trace by the API)"},
+            status_code=500,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:

@@ -23,7 +23,7 @@ import psycopg
 from threadpoolctl import threadpool_limits
 
 from ..features.online_read import OnlineReader, UserFeatures
-from .errors import reason
+from .errors import is_store_outage, reason
 from .model_slots import ModelSlots
 from .predict import Scored
 from .split import CHALLENGER, PRODUCTION, Split
@@ -47,6 +47,10 @@ class OnlineStoreUnavailable(RuntimeError):
 
 class ModelUnavailable(RuntimeError):
     """No model is loaded for the production alias; the message says why."""
+
+
+class ServingBug(RuntimeError):
+    """The batch failed for a reason that is not an outage (a bug); logged with its stack."""
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,7 @@ class Engine:
         try:
             await self.lookup([], predict=False)
             return None
-        except OnlineStoreUnavailable as error:
+        except (OnlineStoreUnavailable, ServingBug) as error:
             return str(error)
 
     # -- the worker's side ------------------------------------------------------------------
@@ -146,9 +150,9 @@ class Engine:
             for job in jobs:
                 _resolve(job, error=error)
             return
-        except Exception as error:  # a bug must not kill the worker: every request gets a 503
-            log.exception("batch failed")
-            failure = OnlineStoreUnavailable(f"internal error: {reason(error)}")
+        except Exception as error:  # a bug must not kill the worker: every request gets a 500
+            log.exception(f"batch of {len(ids)} user(s) failed on an internal error")
+            failure = ServingBug(f"internal error: {reason(error, with_type=True)}")
             for job in jobs:
                 _resolve(job, error=failure)
             return
@@ -161,17 +165,22 @@ class Engine:
 
     def _read(self, ids: list[str]) -> dict[str, UserFeatures]:
         started = time.perf_counter()
-        try:
-            if self._reader is None:
+        if self._reader is None:
+            try:
                 self._reader = self._make_reader()
+            except Exception as error:  # Feast's registry read (SQLAlchemy, ...)
+                if not is_store_outage(error):
+                    raise
+                raise OnlineStoreUnavailable(
+                    f"feature service unavailable: {reason(error)}"
+                ) from None
+        try:
             result = self._reader.read(self._connected(), ids)
         except psycopg.Error as error:
+            if not is_store_outage(error):  # e.g. a query the database rejects: a bug
+                raise
             self._drop_connection()
             raise OnlineStoreUnavailable(f"online store unreachable: {reason(error)}") from None
-        except OnlineStoreUnavailable:
-            raise
-        except Exception as error:  # Feast's registry read (SQLAlchemy, ...) while the DB is down
-            raise OnlineStoreUnavailable(f"feature service unavailable: {reason(error)}") from None
         self._observe_store(time.perf_counter() - started)
         return result
 

@@ -22,3 +22,34 @@ def reason(error: BaseException, with_type: bool = False) -> str:
 def redact(text: str) -> str:
     text = _CREDENTIALS.sub(r"\g<head>:***@", text)
     return _PASSWORD_PAIR.sub(r"\1***", text)
+
+
+def is_store_outage(error: BaseException) -> bool:
+    """Whether `error` (or an error it was raised from) says the store could not be reached or
+    answered in time, rather than that our code or query is wrong.
+
+    Outages: the drivers' connection and operational errors (refused, reset, timed out, shut
+    down, statement timeout), socket errors, and a feature service not (yet) applied in Feast's
+    registry. Anything else (a TypeError, a KeyError, a syntax error in SQL) is a bug.
+    """
+    import psycopg
+    from feast.errors import FeastObjectNotFoundException
+    from sqlalchemy import exc as sqlalchemy_errors
+
+    outages = (
+        psycopg.OperationalError,
+        psycopg.InterfaceError,
+        sqlalchemy_errors.OperationalError,
+        sqlalchemy_errors.InterfaceError,
+        sqlalchemy_errors.DisconnectionError,
+        sqlalchemy_errors.TimeoutError,
+        FeastObjectNotFoundException,
+        OSError,  # ConnectionError, socket.timeout, TimeoutError
+    )
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, outages):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False

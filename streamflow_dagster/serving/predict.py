@@ -20,6 +20,7 @@ import pandas as pd
 
 from ..ml.dataset import CATEGORICAL_FEATURES, model_input
 from .compiled import CompiledModel, compile_model, verify
+from .errors import reason
 
 log = logging.getLogger("streamflow.serve")
 
@@ -28,6 +29,10 @@ Row = Mapping[str, object]
 # every leaf that matters many times over, and verifying on a 100,000-user month's whole
 # holdout would cost ~150 MB of transient arrays at start-up.
 MAX_VERIFY_ROWS = 2000
+# What reading scikit-learn's private fitted attributes raises once a release renames, moves
+# or reshapes them: the compiled path is an optimisation, so the model still loads and
+# scikit-learn's own predict_proba serves it.
+COMPILE_ERRORS = (AttributeError, KeyError, IndexError, TypeError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -62,12 +67,23 @@ class Scorer:
 
 def make_scorer(model, features: list[str], sample_rows: Sequence[Row]) -> Scorer:
     """A scorer for `model`, on the compiled path if it is exact on the sample and edge rows."""
-    compiled = compile_model(model)
+    try:
+        compiled = compile_model(model)
+        rows = [*sample_rows[:MAX_VERIFY_ROWS], *edge_rows(features, sample_rows[:1])]
+        verified = (
+            compiled is not None and bool(sample_rows) and verify(compiled, model, features, rows)
+        )
+    except COMPILE_ERRORS as error:
+        log.warning(
+            f"compiled path failed on this model ({reason(error, with_type=True)}): "
+            "scikit-learn's own predict_proba serves it (a scikit-learn upgrade may have "
+            "changed the fitted attributes serving/compiled.py reads)"
+        )
+        return Scorer(model, features, None)
     if compiled is None:
         log.info("model shape not compiled: scikit-learn's own predict_proba serves it")
         return Scorer(model, features, None)
-    rows = [*sample_rows[:MAX_VERIFY_ROWS], *edge_rows(features, sample_rows[:1])]
-    if not sample_rows or not verify(compiled, model, features, rows):
+    if not verified:
         log.warning("compiled path not verified on this model: scikit-learn's path serves it")
         return Scorer(model, features, None)
     return Scorer(model, features, compiled)
