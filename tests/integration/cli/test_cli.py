@@ -11,8 +11,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def cli_env(tmp_path, monkeypatch):
-    monkeypatch.setenv("STREAMFLOW_HOME", str(tmp_path / "home"))
+def cli_env(tmp_path, monkeypatch, server_reachable):
+    monkeypatch.setenv("STREAMFLOW_HOME", str(server_reachable(tmp_path) / "home"))
     monkeypatch.delenv("STREAMFLOW_DATABASE_URL", raising=False)
     monkeypatch.delenv("STREAMFLOW_LANDING_DIR", raising=False)
     return tmp_path / "home"

@@ -62,3 +62,19 @@ def test_as_root_a_locked_parent_stops_the_start_and_is_left_as_it_was(tmp_path)
     assert str(locked) in command.split()
     assert stat.S_IMODE(locked.stat().st_mode) == 0o700  # not widened behind the user's back
     assert not (server.data_dir / "PG_VERSION").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the server's user switch happens only as root")
+def test_as_root_only_the_state_folder_is_opened_and_the_server_folder_handed_over(
+    tmp_path, server_reachable
+):
+    home = server_reachable(tmp_path) / "home"
+    home.mkdir(mode=0o700)
+    home.chmod(0o700)
+    above = {folder: folder.stat().st_mode for folder in home.parents}
+    server = EmbeddedPostgres(home / "postgres")
+    server.root.mkdir()
+    assert server._run_as()["user"] == SYSTEM_USER
+    assert stat.S_IMODE(home.stat().st_mode) == 0o701  # search only, for the server's user
+    assert server.root.stat().st_uid == pwd.getpwnam(SYSTEM_USER).pw_uid
+    assert {folder: folder.stat().st_mode for folder in home.parents} == above
