@@ -232,6 +232,9 @@ def docs(port: int, host: str, no_generate: bool) -> None:
     Generating materializes the `dbt_docs` asset (job streamflow_docs), so the run shows in
     the Dagster UI; the site is written to $STREAMFLOW_HOME/dbt-docs.
     """
+    from .ports import ensure_port_free
+
+    ensure_port_free(host, port)  # before generating: that takes a Dagster run
     settings = load_settings()
     folder = settings.dbt_docs_dir
     if not no_generate:
@@ -241,7 +244,12 @@ def docs(port: int, host: str, no_generate: bool) -> None:
             f"No dbt docs in {folder}; run `streamflow docs` without --no-generate, or "
             "materialize the dbt_docs asset in the Dagster UI"
         )
-    server = docs_server(folder, host, port)
+    try:
+        server = docs_server(folder, host, port)
+    except OSError as error:  # taken while the docs were generated
+        from .ports import port_problem
+
+        raise click.UsageError(port_problem(host, port, error)) from None
     click.echo(f"dbt docs of {folder} on http://{host}:{server.server_port} (Ctrl+C stops)")
     try:
         server.serve_forever()
@@ -283,9 +291,9 @@ def docs_server(folder: Path, host: str, port: int):
 
 
 def _register_subcommands() -> None:
-    from ..landing.telco import import_telco
     from .model import model
     from .serve import serve
+    from .telco import import_telco
 
     main.add_command(model)
     main.add_command(serve)

@@ -80,29 +80,30 @@ def rollback() -> None:
 
 @model.command("status")
 def status() -> None:
-    """Show which versions hold `production` and `previous`, and the latest decisions."""
-    from ..ml.registry import (
-        AS_OF_TAG,
-        CHECKS_TAG,
-        PREVIOUS_ALIAS,
-        PRODUCTION_ALIAS,
-        alias_version,
-        all_versions,
-    )
+    """Show which versions hold `production` and `previous`, and the latest versions."""
+    from ..platform.mlflow_store import is_database_uri, libpq_url, resolve_store
+    from .model_status import ALIASES, RegistryStatus, render_status
 
-    client, _ = _registry()
-    for alias in (PRODUCTION_ALIAS, PREVIOUS_ALIAS):
-        version = alias_version(client, alias)
-        found = f"v{version.version} ({version.tags.get(AS_OF_TAG)})" if version else "none"
-        click.echo(f"{alias:<11} {found}")
-    versions = sorted(all_versions(client), key=lambda v: int(v.version))[-12:]
-    for version in versions:
-        tags = version.tags
-        click.echo(
-            f"  v{version.version:<4} {tags.get(AS_OF_TAG, '?'):<11} "
-            f"auc {tags.get('holdout_auc', '?')[:6]:<7} checks {tags.get(CHECKS_TAG, '?'):<8} "
-            f"{tags.get('decision.action', '')} {tags.get('decision.reason', '')}"
-        )
+    store = resolve_store(load_settings())  # starts the embedded server when it is the default
+    if is_database_uri(store.tracking_uri):
+        import psycopg
+
+        from .model_status import read_status_sql
+
+        try:
+            with psycopg.connect(libpq_url(store.tracking_uri)) as conn:
+                found = read_status_sql(conn)
+        except psycopg.errors.UndefinedTable:  # MLflow never opened this database yet
+            found = RegistryStatus(dict.fromkeys(ALIASES), {}, [], {})
+    else:
+        from mlflow.tracking import MlflowClient
+
+        from .model_status import read_status_client
+
+        uri = store.tracking_uri
+        found = read_status_client(MlflowClient(tracking_uri=uri, registry_uri=uri))
+    for line in render_status(found):
+        click.echo(line)
 
 
 @model.command("ui")
@@ -111,8 +112,11 @@ def status() -> None:
 def ui(port: int, print_only: bool) -> None:
     """Open the MLflow UI on this installation's store (tracking, registry, artifacts)."""
     from ..platform.mlflow_store import mlflow_ui_args, mlflow_ui_command
+    from .ports import ensure_port_free
 
     settings = load_settings()
+    if not print_only and not settings.mlflow_tracking_uri:  # else there is no UI to start
+        ensure_port_free("127.0.0.1", port)  # `mlflow ui` listens on 127.0.0.1
     click.echo(mlflow_ui_command(settings, port=port))
     argv = mlflow_ui_args(settings, port=port)
     if print_only or argv is None:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from ..defs.partitions import AS_OF_PARTITIONS, validate_as_of
+from ..defs.partitions import AS_OF_PARTITIONS
+from ..lib.as_of import months_window, validate_as_of
 
 
 @dataclass
@@ -43,20 +44,15 @@ def landed_months(landing_dir: Path) -> list[str]:
 
 
 def select_months(months: list[str], window: str | None) -> list[str]:
-    """Months within 'A..B' (inclusive, either side may be empty), or 'A' alone."""
+    """Months within 'A..B' (inclusive, either side may be empty), or 'A' alone; a month is
+    its AS_OF (2024-03-31) or YYYY-MM (2024-03)."""
     if not window:
         return months
-    start, sep, end = window.partition("..")
-    if not sep:
-        end = start
-    for bound in (start, end):
-        if bound:
-            validate_as_of(bound)
-    chosen = [m for m in months if (not start or m >= start) and (not end or m <= end)]
+    start, end = months_window(window)
+    chosen = [m for m in months if (not start or m >= str(start)) and (not end or m <= str(end))]
     if not chosen:
-        raise ValueError(
-            f"no landed month within {window!r}; landed: {', '.join(months) or 'none'}"
-        )
+        asked = f"{start or 'the first'}..{end or 'the last'}" if start != end else str(start)
+        raise ValueError(f"no landed month within {asked}; landed: {', '.join(months) or 'none'}")
     return chosen
 
 

@@ -36,6 +36,15 @@ def serve(host: str, port: int, access_log: bool, log_level: str) -> None:
     Admin calls (POST /admin/reload, PUT /admin/split) need STREAMFLOW_API_TOKEN.
     OpenAPI docs at http://HOST:PORT/docs, Prometheus metrics at /metrics.
     """
+    from ..platform.settings import load_serve_settings
+    from .ports import ensure_port_free
+
+    try:
+        load_serve_settings()  # a malformed STREAMFLOW_SERVE_* setting: say which, first
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    ensure_port_free(host, port)  # before the seconds of loading the store and the model
+
     import uvicorn
 
     from ..serving.app import create_app

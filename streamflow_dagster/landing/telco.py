@@ -1,6 +1,6 @@
 """The IBM Telco customer churn table as one month of StreamFlow landing files.
 
-    python -m streamflow_dagster.landing.telco ../shared/data/telco_customer_churn.csv \
+    streamflow import-telco ../shared/data/telco_customer_churn.csv \
         --as-of 2024-01-31 --out "$STREAMFLOW_LANDING_DIR"
 
 Telco's columns map onto users.csv, subscriptions.csv and labels.csv one to one (below).
@@ -16,11 +16,10 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-import click
 import numpy as np
 import pandas as pd
 
-from ..defs.partitions import validate_as_of
+from ..lib.as_of import validate_as_of
 from .contract import TABLES_BY_NAME
 
 YES = "Yes"
@@ -111,20 +110,3 @@ def write_telco_month(csv_path: Path, as_of: str, out_dir: Path) -> Path:
     for name, frame in telco_tables(telco, month).items():
         frame.to_csv(folder / TABLES_BY_NAME[name].file, index=False)
     return folder
-
-
-@click.command("import-telco")
-@click.argument("csv_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--as-of", default="2024-01-31", show_default=True, help="The month's AS_OF.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
-def import_telco(csv_path: Path, as_of: str, out: Path) -> None:
-    """Map the Telco churn CSV onto one month of landing files (usage etc. neutral)."""
-    try:
-        folder = write_telco_month(csv_path, as_of, out)
-    except ValueError as err:
-        raise click.BadParameter(str(err)) from None
-    click.echo(f"Wrote {folder} (usage, payments and support are neutral constants)")
-
-
-if __name__ == "__main__":
-    import_telco()

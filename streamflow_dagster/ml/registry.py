@@ -16,28 +16,25 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from .promotion import Contender
-from .serialization import load_model_dir
-
-REGISTERED_MODEL = "streamflow_churn"
-PRODUCTION_ALIAS = "production"
-PREVIOUS_ALIAS = "previous"
-MODEL_DESCRIPTION = (
-    "Probability that a StreamFlow subscriber churns in the month after AS_OF, from the 14 "
-    "features of the Feast feature service it was trained with. One version per trained "
-    "month (churn_model asset); serving loads alias `production`."
+from .registry_names import (  # noqa: F401 (callers import the names from here too)
+    AS_OF_TAG,
+    CHECKS_FAILED,
+    CHECKS_PASSED,
+    CHECKS_PENDING,
+    CHECKS_TAG,
+    CODE_VERSION_TAG,
+    DAGSTER_RUN_TAG,
+    DECIDED_AGAINST_TAG,
+    DECISION_PREFIX,
+    DEMOTED_BY_HAND_TAG,
+    FAILED_CHECKS_TAG,
+    FEATURE_SERVICE_TAG,
+    MODEL_DESCRIPTION,
+    PREVIOUS_ALIAS,
+    PRODUCTION_ALIAS,
+    REGISTERED_MODEL,
 )
-
-# Version tags.
-AS_OF_TAG = "as_of"
-DAGSTER_RUN_TAG = "dagster_run_id"
-CODE_VERSION_TAG = "code_version"
-FEATURE_SERVICE_TAG = "feature_service"
-CHECKS_TAG = "checks"  # pending -> passed | failed
-FAILED_CHECKS_TAG = "failed_checks"
-DEMOTED_BY_HAND_TAG = "demoted_by_hand"  # taken out of production by `streamflow model ...`
-DECISION_PREFIX = "decision."
-DECIDED_AGAINST_TAG = f"{DECISION_PREFIX}champion_version"
-CHECKS_PENDING, CHECKS_PASSED, CHECKS_FAILED = "pending", "passed", "failed"
+from .serialization import load_model_dir
 
 # The month's holdout rows (user_id, features, label), logged with each run: the promotion
 # scores the champion on exactly the rows the challenger was evaluated on.

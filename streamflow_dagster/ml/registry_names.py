@@ -1,0 +1,26 @@
+"""The registry's names: the registered model, its aliases and the version tags.
+
+Plain constants apart from `registry` (which imports MLflow): `streamflow model status` and
+the monitors read them without loading MLflow.
+"""
+
+REGISTERED_MODEL = "streamflow_churn"
+PRODUCTION_ALIAS = "production"
+PREVIOUS_ALIAS = "previous"
+MODEL_DESCRIPTION = (
+    "Probability that a StreamFlow subscriber churns in the month after AS_OF, from the 14 "
+    "features of the Feast feature service it was trained with. One version per trained "
+    "month (churn_model asset); serving loads alias `production`."
+)
+
+# Version tags.
+AS_OF_TAG = "as_of"
+DAGSTER_RUN_TAG = "dagster_run_id"
+CODE_VERSION_TAG = "code_version"
+FEATURE_SERVICE_TAG = "feature_service"
+CHECKS_TAG = "checks"  # pending -> passed | failed
+FAILED_CHECKS_TAG = "failed_checks"
+DEMOTED_BY_HAND_TAG = "demoted_by_hand"  # taken out of production by `streamflow model ...`
+DECISION_PREFIX = "decision."
+DECIDED_AGAINST_TAG = f"{DECISION_PREFIX}champion_version"
+CHECKS_PENDING, CHECKS_PASSED, CHECKS_FAILED = "pending", "passed", "failed"
