@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 
 # scheme://user:password@host -> scheme://user:***@host (URLs in driver and MLflow messages).
 _CREDENTIALS = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*):[^@/\s]+@", re.IGNORECASE)
@@ -29,8 +30,9 @@ def is_store_outage(error: BaseException) -> bool:
     answered in time, rather than that our code or query is wrong.
 
     Outages: the drivers' connection and operational errors (refused, reset, timed out, shut
-    down, statement timeout), socket errors, and a feature service not (yet) applied in Feast's
-    registry. Anything else (a TypeError, a KeyError, a syntax error in SQL) is a bug.
+    down, statement timeout), socket connection errors, and a feature service not (yet) applied
+    in Feast's registry. Anything else (a TypeError, a KeyError, a syntax error in SQL, a
+    missing file) is a bug or a broken installation: a 500, logged with its stack trace.
     """
     import psycopg
     from feast.errors import FeastObjectNotFoundException
@@ -44,7 +46,9 @@ def is_store_outage(error: BaseException) -> bool:
         sqlalchemy_errors.DisconnectionError,
         sqlalchemy_errors.TimeoutError,
         FeastObjectNotFoundException,
-        OSError,  # ConnectionError, socket.timeout, TimeoutError
+        ConnectionError,  # refused, reset, aborted
+        TimeoutError,  # socket.timeout too
+        socket.gaierror,  # the store's host name does not resolve
     )
     seen: set[int] = set()
     while error is not None and id(error) not in seen:

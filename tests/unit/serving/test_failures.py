@@ -115,6 +115,7 @@ def test_outage_classification_follows_the_cause_chain():
     except RuntimeError as wrapped:
         assert is_store_outage(wrapped)
     assert not is_store_outage(KeyError("x")) and not is_store_outage(ValueError("bad"))
+    assert not is_store_outage(FileNotFoundError("feature_store.yaml"))  # not an outage
 
 
 # -- compiled path after a scikit-learn upgrade -------------------------------------------------
