@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -10,34 +12,32 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def server_reachable(tmp_path_factory):
-    """Opens pytest's own temp folders on the way to a STREAMFLOW_HOME for the embedded
-    server's user (search only, o+x) when the tests run as root.
+def server_home():
+    """Makes a STREAMFLOW_HOME whose embedded server can start when the tests run as root.
 
-    pytest makes its temp folders private (0700), and as root the server runs as another
-    user, which the platform lets into the state folder but no further up (it says what to
-    run instead). These folders are the test run's, so the suite opens them itself; nothing
-    outside pytest's temp root is touched.
+    As root the server runs as another user, which the platform lets into the state folder
+    but no further up. pytest's temp folders are private (0700), and every pytest session of
+    the same user makes its shared root private again, so a home under tmp_path would not be
+    reachable. These homes are made in the system temp folder instead (/tmp: anyone may enter)
+    and removed when the session ends.
     """
-    base = tmp_path_factory.getbasetemp()
-    top = base.parent if base.parent.name.startswith("pytest-of-") else base
+    made: list[Path] = []
 
-    def open_for_server(path: Path) -> Path:
-        if os.geteuid() == 0:
-            for folder in [path, *path.parents]:
-                if folder != top and top not in folder.parents:
-                    break
-                folder.chmod(folder.stat().st_mode | 0o001)
-        return path
+    def make(name: str) -> Path:
+        home = Path(tempfile.mkdtemp(prefix=f"streamflow-test-{name}-"))
+        made.append(home)
+        return home
 
-    return open_for_server
+    yield make
+    for home in made:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def stack_home(tmp_path_factory, server_reachable) -> Path:
+def stack_home(server_home) -> Path:
     """A STREAMFLOW_HOME for the test session (its own PostgreSQL server and state)."""
     given = os.environ.get("STREAMFLOW_TEST_HOME")
-    home = Path(given) if given else server_reachable(tmp_path_factory.mktemp("home"))
+    home = Path(given) if given else server_home("session")
     os.environ["STREAMFLOW_HOME"] = str(home)
     os.environ.pop("STREAMFLOW_DATABASE_URL", None)
     return home

@@ -92,9 +92,9 @@ def make_month_bad(subscriptions_csv: Path) -> int:
 
 
 @pytest.fixture(scope="session")
-def ui_state(tmp_path_factory, server_reachable) -> Iterator[dict[str, str]]:
+def ui_state(server_home) -> Iterator[dict[str, str]]:
     """A fresh STREAMFLOW_HOME: two good months through the graph and one that fails landing."""
-    home = server_reachable(tmp_path_factory.mktemp("ui-home"))
+    home = server_home("ui")
     env = streamflow_env(home)
     months = str(len(GOOD_MONTHS) + 1)
     written = streamflow(

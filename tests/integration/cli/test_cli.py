@@ -11,11 +11,12 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def cli_env(tmp_path, monkeypatch, server_reachable):
-    monkeypatch.setenv("STREAMFLOW_HOME", str(server_reachable(tmp_path) / "home"))
+def cli_env(monkeypatch, server_home):
+    home = server_home("cli")  # the state folder itself: the platform opens it
+    monkeypatch.setenv("STREAMFLOW_HOME", str(home))
     monkeypatch.delenv("STREAMFLOW_DATABASE_URL", raising=False)
     monkeypatch.delenv("STREAMFLOW_LANDING_DIR", raising=False)
-    return tmp_path / "home"
+    return home
 
 
 def invoke(*args):

@@ -66,10 +66,9 @@ def test_as_root_a_locked_parent_stops_the_start_and_is_left_as_it_was(tmp_path)
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the server's user switch happens only as root")
 def test_as_root_only_the_state_folder_is_opened_and_the_server_folder_handed_over(
-    tmp_path, server_reachable
+    server_home,
 ):
-    home = server_reachable(tmp_path) / "home"
-    home.mkdir(mode=0o700)
+    home = server_home("perms")  # private (0700), in a folder everyone may enter
     home.chmod(0o700)
     above = {folder: folder.stat().st_mode for folder in home.parents}
     server = EmbeddedPostgres(home / "postgres")
