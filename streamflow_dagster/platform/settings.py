@@ -50,6 +50,11 @@ class Settings:
         return self.home / "logs"
 
     @property
+    def prediction_spool_dir(self) -> Path:
+        """Prediction log rows the API could not write before it stopped (serving.spool)."""
+        return self.home / "serving" / "prediction-log-spool"
+
+    @property
     def dbt_docs_dir(self) -> Path:
         return self.home / "dbt-docs"
 
