@@ -68,7 +68,8 @@ def feature_drift(
     store = feast.store(warehouse.url())
     views = service_views(store, feast.feature_service)
     features = feature_names(store, feast.feature_service)
-    production = alias_version(mlflow_store.client(), PRODUCTION_ALIAS)
+    client = mlflow_store.client(step="feature_drift", month=str(as_of))
+    production = alias_version(client, PRODUCTION_ALIAS)
     production_as_of = production.tags.get(AS_OF_TAG) if production else None
     with warehouse.connect() as conn:
         current = read_month_features(conn, views, as_of)
@@ -262,7 +263,7 @@ def realized_performance(
     )
     expected_auc, expected_se, model_as_of = None, 0.0, "unknown"
     if version != "none":
-        client = mlflow_store.client()
+        client = mlflow_store.client(step="realized_performance", month=context.partition_key)
         model = get_version(client, version)
         model_as_of = model.tags.get(AS_OF_TAG, "unknown")
         metrics = client.get_run(model.run_id).data.metrics if model.run_id else {}

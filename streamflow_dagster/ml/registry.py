@@ -35,6 +35,7 @@ FEATURE_SERVICE_TAG = "feature_service"
 CHECKS_TAG = "checks"  # pending -> passed | failed
 FAILED_CHECKS_TAG = "failed_checks"
 DEMOTED_BY_HAND_TAG = "demoted_by_hand"  # taken out of production by `streamflow model ...`
+UNFINISHED_RUN_TAG = "unfinished_run"  # its MLflow run never finished (ml/run_hygiene.py)
 DECISION_PREFIX = "decision."
 DECIDED_AGAINST_TAG = f"{DECISION_PREFIX}champion_version"
 CHECKS_PENDING, CHECKS_PASSED, CHECKS_FAILED = "pending", "passed", "failed"
@@ -131,6 +132,7 @@ def contender(version: ModelVersion, auc: float | None = None) -> Contender:
         failed_checks=failed,
         demoted_by_hand=tags.get(DEMOTED_BY_HAND_TAG) == "true",
         decided_against=tags.get(DECIDED_AGAINST_TAG),
+        unfinished_run=tags.get(UNFINISHED_RUN_TAG) or None,
     )
 
 
