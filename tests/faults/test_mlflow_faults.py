@@ -146,9 +146,9 @@ def test_a_month_failing_before_churn_model_leaves_no_run_running(store, databas
     assert running_runs(client) == []
     experiments = [e.experiment_id for e in client.search_experiments()]
     runs = client.search_runs(experiments, f"tags.dagster_run_id = '{result.run_id}'")
-    for run in runs:  # the job-level run dagster-mlflow started: ended with the outcome
-        assert run.info.status == "FAILED"
-        assert "ended before churn_model finished" in run.data.tags[END_REASON_TAG]
+    assert len(runs) == 1  # the job-level run dagster-mlflow started: ended with the outcome
+    assert runs[0].info.status == "FAILED"
+    assert "ended before churn_model finished" in runs[0].data.tags[END_REASON_TAG]
 
 
 KILLED_MID_TRAINING = """
