@@ -22,10 +22,15 @@ def _registry():
     from mlflow.tracking import MlflowClient
 
     from ..platform.db import warehouse_url
+    from ..platform.mlflow_reach import MlflowUnreachable, require_reachable
     from ..platform.mlflow_store import activate, resolve_store
 
     settings = load_settings()
     store = resolve_store(settings)
+    try:
+        require_reachable(store.tracking_uri, step="streamflow model")
+    except MlflowUnreachable as err:
+        raise click.ClickException(str(err)) from None
     activate(store)
     client = MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
     return client, warehouse_url(settings)
@@ -52,7 +57,8 @@ def _echo_move(moved) -> None:
 @click.option("--force", is_flag=True, help="Promote even if the version failed its checks.")
 def promote(version: int, force: bool) -> None:
     """Move alias `production` to VERSION (the old one becomes `previous`)."""
-    from ..ml.champion import promote_by_hand, promotion_lock
+    from ..ml.champion import promotion_lock
+    from ..ml.manual_moves import promote_by_hand
 
     client, url = _registry()
     try:
@@ -67,13 +73,13 @@ def promote(version: int, force: bool) -> None:
 def rollback() -> None:
     """Move `production` back to `previous` (the two swap); recorded on both versions."""
     from ..ml.champion import promotion_lock
-    from ..ml.champion import rollback as rollback_move
+    from ..ml.manual_moves import rollback as rollback_move
 
     client, url = _registry()
     try:
         with promotion_lock(url):
             moved = rollback_move(client, run=_who())
-    except LookupError as err:
+    except (LookupError, ValueError) as err:  # nothing to roll back to, or it cannot serve
         raise click.ClickException(str(err)) from None
     _echo_move(moved)
 

@@ -19,6 +19,7 @@ from ..ml import code_version
 from ..ml.checks import AUC_FLOOR, AUC_FLOOR_CHECK, LOADS_BACK_CHECK, NOT_DEGENERATE_CHECK
 from ..ml.dataset import SEED
 from ..ml.promotion import MIN_AUC_GAIN
+from ..platform.mlflow_reach import require_reachable
 from ..platform.mlflow_store import (
     EXPERIMENT_NAME,
     MlflowStore,
@@ -27,6 +28,7 @@ from ..platform.mlflow_store import (
     resolve_store,
 )
 from .features import FEATURE_MARTS, FeastResource, feast_registry
+from .mlflow_runs import end_if_left_running, end_orphaned_runs
 from .partitions import AS_OF_PARTITIONS, validate_as_of
 from .resources import WarehouseResource
 
@@ -65,11 +67,15 @@ class MlflowStoreResource(dg.ConfigurableResource):
             return MlflowStore(tracking_uri=self.tracking_uri, artifact_root=root)
         return resolve_store()
 
-    def client(self):  # -> mlflow.tracking.MlflowClient
-        """A client on the store, with its tables and the experiment in place."""
+    def client(self, step: str, month: str | None = None):  # -> mlflow.tracking.MlflowClient
+        """A client on the store, with its tables and the experiment in place.
+
+        A store that does not answer fails `step` at once (MlflowUnreachable, with what to do).
+        """
         from mlflow.tracking import MlflowClient
 
         store = self.store()
+        require_reachable(store.tracking_uri, step=step, month=month)
         activate(store)
         return MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
 
@@ -90,6 +96,8 @@ def mlflow_tracking_resource(init_context: dg.InitResourceContext):
     import mlflow
     from dagster_mlflow import mlflow_tracking
 
+    from ..ml.run_hygiene import process_tags
+
     # End a run left active by an earlier Dagster run in this process while the tracking URI
     # still points at the store it belongs to (it may be another store than this run's).
     stale = mlflow.active_run()
@@ -97,12 +105,22 @@ def mlflow_tracking_resource(init_context: dg.InitResourceContext):
         init_context.log.warning(f"Ending MLflow run {stale.info.run_id} left active earlier")
         mlflow.end_run(status="KILLED")
     store = init_context.resources.mlflow_store.store()
+    month = init_context.dagster_run.tags.get("dagster/partition")
+    require_reachable(store.tracking_uri, step="churn_model (its MLflow run)", month=month)
     activate(store)
     experiment = init_context.resource_config["experiment_name"]
     ensure_experiment(store, experiment)  # created with its artifacts under the store's root
-    yield from mlflow_tracking.resource_fn(
+    tracking = mlflow_tracking.resource_fn(
         init_context.replace_config({"experiment_name": experiment})
     )
+    tracker = next(tracking)
+    run_id = mlflow.active_run().info.run_id
+    mlflow.set_tags(process_tags())  # lets a later run tell if this process died with it
+    try:
+        yield tracker
+    finally:
+        next(tracking, None)  # dagster-mlflow's own teardown
+        end_if_left_running(init_context, store, run_id)
 
 
 class ChurnModelConfig(dg.Config):
@@ -130,6 +148,8 @@ def churn_model(
     # run and proxies the mlflow module's functions.
     as_of = validate_as_of(context.partition_key)
     context.log.info(f"MLflow run {mlflow.active_run().info.run_id} for {as_of}")
+    client = mlflow_store.client(step="churn_model", month=str(as_of))
+    end_orphaned_runs(context, client)
     status = "FAILED"
     try:  # every exit ends this month's MLflow run: none is left RUNNING
         mlflow.set_tags({"mlflow.runName": f"churn_model {as_of}", "as_of": str(as_of)})
@@ -149,7 +169,7 @@ def churn_model(
 
         try:
             month = train_month(
-                mlflow_store.client(),
+                client,
                 rows,
                 as_of=str(as_of),
                 feature_service=built.feature_service,
@@ -238,7 +258,8 @@ def production_model(
     """Alias `production`: the newest month's model if checked and better than the champion."""
     from ..ml.champion import decide_and_move, promotion_lock
 
-    client = mlflow_store.client()
+    client = mlflow_store.client(step="production_model")
+    end_orphaned_runs(context, client)  # their versions are marked: never promoted
     with promotion_lock(warehouse.url()):
         moved = decide_and_move(client, run=context.run.run_id, min_auc_gain=config.min_auc_gain)
     decision = moved.decision
@@ -288,7 +309,7 @@ def churn_scores(
     from ..ml.scoring import SCORES_SCHEMA, SCORES_TABLE, score_month
 
     as_of = validate_as_of(context.partition_key)
-    client = mlflow_store.client()
+    client = mlflow_store.client(step="churn_scores", month=str(as_of))
     version = alias_version(client, PRODUCTION_ALIAS)
     if version is None:
         raise RuntimeError(

@@ -69,7 +69,9 @@ def feature_drift(
     store = feast.store(warehouse.url())
     views = service_views(store, feast.feature_service)
     features = feature_names(store, feast.feature_service)
-    production = alias_version(mlflow_store.client(), PRODUCTION_ALIAS)
+    production = alias_version(
+        mlflow_store.client(step="feature_drift", month=str(as_of)), PRODUCTION_ALIAS
+    )
     with warehouse.connect() as conn:
         current = read_month_features(conn, views, as_of)
         if current.empty:
@@ -267,7 +269,7 @@ def realized_performance(
     )
     expected, model_tag = Expectation(None, 0.0, ""), None
     if scoring.version is not None:
-        client = mlflow_store.client()
+        client = mlflow_store.client(step="realized_performance", month=context.partition_key)
         model = get_version(client, scoring.version)
         model_tag = model.tags.get(AS_OF_TAG)
         metrics = client.get_run(model.run_id).data.metrics if model.run_id else {}

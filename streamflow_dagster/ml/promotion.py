@@ -40,6 +40,8 @@ class Contender:
     failed_checks: tuple[str, ...] = ()
     demoted_by_hand: bool = False  # taken out of production by `streamflow model ...`
     decided_against: str | None = None  # champion version of its last recorded decision
+    unfinished_run: str | None = None  # why the MLflow run that registered it never finished
+    load_error: str | None = None  # why its model files do not load (None: they load)
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,17 @@ def decide_without_scores(
             Action.UNCHANGED,
             f"{name} was already evaluated against the same champion "
             f"({_label(champion)}){note}; nothing new to decide",
+        )
+    if challenger.unfinished_run:
+        return outcome(
+            Action.REJECT,
+            f"{name} was registered by an MLflow run that did not finish "
+            f"({challenger.unfinished_run}): never promoted; re-run its month",
+        )
+    if challenger.load_error:
+        return outcome(
+            Action.REJECT,
+            f"{name} cannot be loaded ({challenger.load_error}): never promoted; re-run its month",
         )
     if not challenger.checks_passed:
         failed = ", ".join(challenger.failed_checks) or "checks did not complete"

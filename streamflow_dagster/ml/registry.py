@@ -33,6 +33,7 @@ from .registry_names import (  # noqa: F401 (callers import the names from here 
     PREVIOUS_ALIAS,
     PRODUCTION_ALIAS,
     REGISTERED_MODEL,
+    UNFINISHED_RUN_TAG,
 )
 from .serialization import load_model_dir
 
@@ -128,6 +129,7 @@ def contender(version: ModelVersion, auc: float | None = None) -> Contender:
         failed_checks=failed,
         demoted_by_hand=tags.get(DEMOTED_BY_HAND_TAG) == "true",
         decided_against=tags.get(DECIDED_AGAINST_TAG),
+        unfinished_run=tags.get(UNFINISHED_RUN_TAG) or None,
     )
 
 

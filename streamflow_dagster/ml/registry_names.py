@@ -21,6 +21,7 @@ FEATURE_SERVICE_TAG = "feature_service"
 CHECKS_TAG = "checks"  # pending -> passed | failed
 FAILED_CHECKS_TAG = "failed_checks"
 DEMOTED_BY_HAND_TAG = "demoted_by_hand"  # taken out of production by `streamflow model ...`
+UNFINISHED_RUN_TAG = "unfinished_run"  # its MLflow run never finished (ml/run_hygiene.py)
 DECISION_PREFIX = "decision."
 DECIDED_AGAINST_TAG = f"{DECISION_PREFIX}champion_version"
 CHECKS_PENDING, CHECKS_PASSED, CHECKS_FAILED = "pending", "passed", "failed"

@@ -50,12 +50,35 @@ class Settings:
         return self.home / "logs"
 
     @property
+    def prediction_spool_dir(self) -> Path:
+        """Prediction log rows the API could not write before it stopped (serving.spool)."""
+        return self.home / "serving" / "prediction-log-spool"
+
+    @property
     def dbt_docs_dir(self) -> Path:
         return self.home / "dbt-docs"
 
     @property
     def embedded(self) -> bool:
         return self.database_url is None
+
+
+# MLflow's HTTP client retries a failed call 7 times with a doubling backoff (about four
+# minutes, meant for hosted servers' rate limits) and waits 120 s for an answer: a dead
+# tracking server took 510 s to fail a step. With these, one call gives up within about 50 s
+# (3 attempts of at most 15 s, 1 s + 2 s of backoff); a value the user set wins.
+MLFLOW_CLIENT_BOUNDS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+}
+
+
+def apply_mlflow_client_bounds() -> None:
+    """Bound MLflow's HTTP retries and timeouts in this process (unless the user set them)."""
+    for name, value in MLFLOW_CLIENT_BOUNDS.items():
+        os.environ.setdefault(name, value)
 
 
 def load_settings() -> Settings:

@@ -59,6 +59,7 @@ class Answer:
     variant: str | None = None  # None: features only
     model_version: int | None = None
     scored: Scored | None = None
+    model_alias: str | None = None
 
 
 @dataclass
@@ -156,12 +157,16 @@ class Engine:
             for job in jobs:
                 _resolve(job, error=failure)
             return
+        now = datetime.now(UTC)
         for job in jobs:
             answers = {
                 user: (scored.get(user) if job.predict else None) or Answer(features[user])
                 for user in job.user_ids
             }
-            _resolve(job, result=answers)
+            # One log row per prediction in this request's answer (its users once each, as
+            # the answer lists them), so 32 requests for one user batched together log 32.
+            rows = [_log_row(now, user, answers[user]) for user in answers if answers[user].scored]
+            _resolve(job, result=answers, on_answered=lambda rows=rows: self._record(rows))
 
     def _read(self, ids: list[str]) -> dict[str, UserFeatures]:
         started = time.perf_counter()
@@ -200,25 +205,14 @@ class Engine:
                 if variant == CHALLENGER and self.slots.model(CHALLENGER) is None:
                     variant = PRODUCTION  # challenger not loaded (yet): production answers
                 by_variant.setdefault(variant, []).append(user)
-        answers, now, log_rows = {}, datetime.now(UTC), []
+        answers = {}
         for variant, users in by_variant.items():
             loaded = self.slots.model(variant)
             results = loaded.scorer.score([features[u].values for u in users])
             for user, result in zip(users, results, strict=True):
-                answers[user] = Answer(features[user], variant, loaded.version, result)
-                log_rows.append(
-                    (
-                        now,
-                        user,
-                        variant,
-                        loaded.alias,
-                        loaded.version,
-                        result.churn_probability,
-                        bool(result.prediction),
-                        features[user].event_ts,
-                    )
+                answers[user] = Answer(
+                    features[user], variant, loaded.version, result, loaded.alias
                 )
-        self._record(log_rows)
         return answers
 
     def _connected(self) -> psycopg.Connection:
@@ -243,13 +237,33 @@ class Engine:
             self._conn = None
 
 
-def _resolve(job: _Job, result=None, error: BaseException | None = None) -> None:
+def _log_row(now: datetime, user: str, answer: Answer) -> tuple:
+    return (
+        now,
+        user,
+        answer.variant,
+        answer.model_alias,
+        answer.model_version,
+        answer.scored.churn_probability,
+        bool(answer.scored.prediction),
+        answer.features.event_ts,
+    )
+
+
+def _resolve(
+    job: _Job,
+    result=None,
+    error: BaseException | None = None,
+    on_answered: Callable[[], None] | None = None,
+) -> None:
     def settle() -> None:
-        if job.future.done():  # the request timed out or was cancelled
+        if job.future.done():  # the request timed out or was cancelled: no answer, no log
             return
         if error is not None:
             job.future.set_exception(error)
-        else:
-            job.future.set_result(result)
+            return
+        job.future.set_result(result)
+        if on_answered is not None:  # logged only for a request that gets its answer
+            on_answered()
 
     job.loop.call_soon_threadsafe(settle)

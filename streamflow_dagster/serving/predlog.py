@@ -2,8 +2,10 @@
 
 The worker hands rows to an in-memory buffer (a deque append); a background thread COPYs
 the buffer into serving.prediction_log every FLUSH_SECONDS. A database outage keeps the rows
-buffered and retried; only beyond MAX_BUFFERED_ROWS are the oldest dropped, and counted (the
-`streamflow_prediction_log_dropped_total` metric), so an outage cannot exhaust the API's memory.
+buffered and retried; only beyond MAX_BUFFERED_ROWS are the oldest dropped, counted (the
+`streamflow_prediction_log_dropped_total` metric) and logged, so an outage cannot exhaust the
+API's memory. If the API stops while the database is still away, the buffered rows go to a
+spool file under $STREAMFLOW_HOME/serving (serving.spool) and the next API start writes them.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
 from .errors import reason
+from .spool import Spool
 
 log = logging.getLogger("streamflow.serve")
 
@@ -58,10 +62,20 @@ def ensure_table(conn: psycopg.Connection) -> None:
 
 
 class PredictionLog:
-    def __init__(self, database_url: str, on_drop: Callable[[int], None] = lambda n: None):
+    def __init__(
+        self,
+        database_url: str,
+        on_drop: Callable[[int], None] = lambda n: None,
+        spool_dir: Path | None = None,  # None: rows still buffered at stop are only counted
+        max_rows: int = MAX_BUFFERED_ROWS,
+    ):
         self.database_url = database_url
         self._rows: deque[tuple] = deque()
         self._on_drop = on_drop
+        self._spool = Spool(spool_dir) if spool_dir else None
+        self._replaying: list[Path] = []  # spool files whose rows are in the buffer
+        self._max_rows = max_rows
+        self._dropped_unreported = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._conn: psycopg.Connection | None = None
@@ -69,29 +83,62 @@ class PredictionLog:
 
     def record(self, rows: list[tuple]) -> None:
         self._rows.extend(rows)
-        overflow = len(self._rows) - MAX_BUFFERED_ROWS
+        overflow = len(self._rows) - self._max_rows
         if overflow > 0:
             for _ in range(overflow):
                 self._rows.popleft()
             self._on_drop(overflow)
+            self._dropped_unreported += overflow  # logged by the flusher, once a flush
 
     @property
     def buffered(self) -> int:
         return len(self._rows)
 
     def start(self) -> None:
+        if self._spool is not None:
+            rows, self._replaying = self._spool.claim()
+            if rows:
+                self._rows.extendleft(reversed(rows))  # older than anything answered now
+                log.info(f"prediction log: {len(rows)} spooled rows to write ({self._replaying})")
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=15)
         self.flush()
+        self._report_drops()
+        if self._rows:
+            self._spool_rest()
         if self._conn is not None:
             self._conn.close()
+
+    def _spool_rest(self) -> None:
+        rows = list(self._rows)
+        if self._spool is None:
+            self._on_drop(len(rows))
+            log.error(f"prediction log: {len(rows)} rows lost at stop ({self.last_error})")
+            return
+        path = self._spool.save(rows)
+        self._rows.clear()
+        self._spool.release(self._replaying)  # their rows are in the new file
+        log.warning(
+            f"prediction log: database away at stop ({self.last_error}); {len(rows)} rows "
+            f"spooled to {path}, written by the next API start"
+        )
 
     def _run(self) -> None:
         while not self._stop.wait(FLUSH_SECONDS):
             self.flush()
+            self._report_drops()
+
+    def _report_drops(self) -> None:
+        dropped, self._dropped_unreported = self._dropped_unreported, 0
+        if dropped:
+            log.error(
+                f"prediction log: {dropped} oldest rows dropped: over {self._max_rows} rows "
+                f"waited for the database ({self.last_error}); counted in "
+                "streamflow_prediction_log_dropped_total"
+            )
 
     def flush(self) -> int:
         """Write the buffered rows; on failure they stay buffered for the next attempt."""
@@ -122,6 +169,9 @@ class PredictionLog:
             self._conn = None
             return 0
         self.last_error = None
+        if self._replaying and self._spool is not None:
+            self._spool.release(self._replaying)  # spooled rows come first: all written now
+            self._replaying = []
         return len(batch)
 
     def _connection(self) -> psycopg.Connection:

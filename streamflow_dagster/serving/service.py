@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
+from pathlib import Path
 
 from ..features.online_read import OnlineReader
 from ..ml.registry import PRODUCTION_ALIAS
@@ -81,12 +82,15 @@ class Service:
         reload_seconds: float,
         admin_token: str | None,
         production_alias: str = PRODUCTION_ALIAS,
+        spool_dir: Path | None = None,  # prediction log rows kept over a stop during an outage
     ):
         self.metrics: Metrics = build_metrics()
         self.admin_token = admin_token
         self._split = split
         self._split_lock = threading.Lock()
-        self.predictions_log = PredictionLog(database_url, self.metrics.log_dropped.inc)
+        self.predictions_log = PredictionLog(
+            database_url, self.metrics.log_dropped.inc, spool_dir=spool_dir
+        )
         self.slots = ModelSlots(
             aliases.resolve,
             aliases.load,
@@ -116,6 +120,7 @@ class Service:
             Split(serve.challenger_alias, serve.challenger_share),
             serve.reload_seconds,
             serve.admin_token,
+            spool_dir=settings.prediction_spool_dir,
         )
 
     @property

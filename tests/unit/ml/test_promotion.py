@@ -106,3 +106,17 @@ def test_scores_are_needed_only_when_they_decide():
 def test_same_facts_same_decision():
     facts = (contender(2, 0.851), contender(1, 0.84))
     assert decide(*facts) == decide(*facts)
+
+
+def test_a_version_whose_run_never_finished_is_never_promoted():
+    unfinished = contender(2, 0.99, unfinished_run="process 123 that ran it is gone")
+    for champion in (None, contender(1, 0.5)):
+        decision = decide(unfinished, champion)
+        assert decision.action is Action.REJECT
+        assert "did not finish (process 123 that ran it is gone)" in decision.reason
+
+
+def test_a_version_that_does_not_load_is_never_promoted():
+    decision = decide(contender(2, load_error="BadZipFile: File is not a zip file"), None)
+    assert decision.action is Action.REJECT
+    assert "cannot be loaded (BadZipFile" in decision.reason
