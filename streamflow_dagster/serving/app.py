@@ -24,7 +24,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .docs import serve_docs
 from .engine import Answer, ModelUnavailable, OnlineStoreUnavailable
+from .http_methods import HeadAsGet, allow_header
 from .service import Service
 from .split import PRODUCTION, Split
 
@@ -35,6 +37,10 @@ MAX_USER_ID_LENGTH = 128
 USER_ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"  # no control characters
 # Users per POST /predict: bounds one request's share of a batch.
 MAX_USERS_PER_REQUEST = 256
+# Longest the API waits at start for the Production model and the store before opening its
+# port anyway (then /ready says what is still missing). Loading and verifying a model takes
+# a few seconds; a registry that does not answer fails fast.
+STARTUP_WAIT_S = 120.0
 
 UserId = Annotated[
     str,
@@ -97,6 +103,9 @@ def create_app(service: Service) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         service.start()
+        # Uvicorn opens the port only after this: a client that calls as soon as it answers
+        # finds the Production model and the store loaded (or /ready naming why not).
+        await service.warm_up(STARTUP_WAIT_S)
         # Everything imported and built so far (Feast, MLflow, scikit-learn: millions of
         # objects) lives as long as the process: out of the collector's way, a full
         # collection no longer stalls every request in flight for a few hundred ms.
@@ -110,8 +119,12 @@ def create_app(service: Service) -> FastAPI:
         "Production model (`models:/streamflow_churn@production`).",
         version="1",
         lifespan=lifespan,
+        docs_url=None,  # served from local files by serve_docs (FastAPI's loads a CDN)
+        redoc_url=None,
     )
     app.add_middleware(MetricsMiddleware, service=service)
+    app.add_middleware(HeadAsGet)
+    serve_docs(app)
     _error_handlers(app)
     unavailable = {503: {"model": ErrorOut, "description": "Online store or model unavailable"}}
     missing = {404: {"model": MissingOut, "description": "No (or partial) online features"}}
@@ -340,7 +353,12 @@ def _error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(error.detail)}, status_code=error.status_code)
+        headers = dict(error.headers or {})
+        if "Allow" in headers:
+            headers["Allow"] = allow_header(headers["Allow"])
+        return JSONResponse(
+            {"error": str(error.detail)}, status_code=error.status_code, headers=headers
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
