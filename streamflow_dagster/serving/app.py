@@ -99,13 +99,13 @@ class ErrorOut(BaseModel):
     error: str
 
 
-def create_app(service: Service) -> FastAPI:
+def create_app(service: Service, startup_wait_s: float = STARTUP_WAIT_S) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         service.start()
         # Uvicorn opens the port only after this: a client that calls as soon as it answers
         # finds the Production model and the store loaded (or /ready naming why not).
-        await service.warm_up(STARTUP_WAIT_S)
+        await service.warm_up(startup_wait_s)
         # Everything imported and built so far (Feast, MLflow, scikit-learn: millions of
         # objects) lives as long as the process: out of the collector's way, a full
         # collection no longer stalls every request in flight for a few hundred ms.
@@ -149,9 +149,14 @@ def create_app(service: Service) -> FastAPI:
         reasons = [store_error] if store_error else []
         if service.slots.model(PRODUCTION) is None:
             production = service.slots.states[PRODUCTION]
+            loading = (
+                "still loading"
+                if service.watcher.first_refresh_done.is_set()
+                else "still loading (waiting for the model registry's first answer)"
+            )
             reasons.append(
-                f"no production model loaded: "
-                f"{production.error or service.slots.registry_error or 'still loading'}"
+                "no production model loaded: "
+                f"{production.error or service.slots.registry_error or loading}"
             )
         # Degraded but serving: a newer version failed to load, or the registry is away.
         warnings = [m["error"] for m in models.values() if m["error"] and m["version"]]

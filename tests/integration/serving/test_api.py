@@ -181,7 +181,8 @@ def test_registry_away_at_start_is_503_until_it_comes_back(stack):
     outage.cut()
     service = make_service(stack.database_url, outage.url(stack.tracking_uri))
     user = stack.online_users[0]
-    with RunningApi(service) as api, api.client() as http:
+    # MLflow retries an unreachable database for minutes: open the port after 2 s instead.
+    with RunningApi(service, startup_wait_s=2) as api, api.client() as http:
         response = wait_for(
             lambda: (r := http.get(f"/predict/{user}")).status_code == 503 and r, 30, "a 503"
         )
