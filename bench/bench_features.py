@@ -47,15 +47,15 @@ select setseed(0.42);
 create table marts.subscriptions_profile_snapshots as
 select 'u' || lpad(i::text, 7, '0') as user_id, m.as_of::date as as_of,
   date '2020-01-01' + mod(i, 1500) as signup_date,
-  (array['female','male'])[1 + mod(i, 2)] as user_gender, random() < 0.16 as user_is_senior,
+  (array['Female','Male'])[1 + mod(i, 2)] as user_gender, random() < 0.16 as user_is_senior,
   random() < 0.48 as has_family, random() < 0.3 as has_dependents,
   (random() * 72)::bigint as months_active,
-  (array['month_to_month','one_year','two_year'])[1 + (random() * 2)::int] as contract_type,
+  (array['Month-to-month','One year','Two year'])[1 + (random() * 2)::int] as contract_type,
   random() < 0.6 as paperless_billing,
   round((18 + random() * 100)::numeric, 2)::float8 as monthly_fee,
   case when mod(i, 14) = 0 then null
     else round((random() * 8000)::numeric, 2)::float8 end as total_paid,
-  (array['dsl','fiber_optic','none'])[1 + (random() * 2)::int] as net_service,
+  (array['DSL','Fiber optic','No'])[1 + (random() * 2)::int] as net_service,
   random() < 0.4 as plan_stream_tv, random() < 0.4 as plan_stream_movies,
   random() < 0.3 as add_on_security, random() < 0.35 as add_on_backup,
   random() < 0.35 as add_on_device_protect, random() < 0.3 as add_on_support

@@ -9,13 +9,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
 
 from ..defs.partitions import AS_OF_PARTITIONS
 from ..lib.as_of import months_window, validate_as_of
+from .errors import CheckFailure, MonthReport, month_report
 
 
 @dataclass
@@ -26,6 +27,7 @@ class MonthRun:
     seconds: float
     failures: list[str]
     failed_checks: list[str]
+    notes: list[str] = field(default_factory=list)  # e.g. no model: labels not landed yet
 
 
 def landed_months(landing_dir: Path) -> list[str]:
@@ -87,21 +89,15 @@ def run_months(
         echo(f"[{i}/{len(months)}] {as_of}: materializing ...")
         started = time.monotonic()
         result = _execute(job, instance, log_file, partition_key=as_of)
+        report = _report(result)
         month = MonthRun(
             as_of=as_of,
             run_id=result.run_id,
             success=result.success,
             seconds=time.monotonic() - started,
-            failures=[
-                f"{e.step_key}: {_root_message(e.step_failure_data.error)}"
-                for e in result.all_events
-                if e.event_type == dg.DagsterEventType.STEP_FAILURE
-            ],
-            failed_checks=[
-                f"{c.asset_key.to_user_string()} / {c.check_name} ({c.severity.value})"
-                for c in result.get_asset_check_evaluations()
-                if not c.passed
-            ],
+            failures=report.failures,
+            failed_checks=report.failed_checks,
+            notes=report.notes,
         )
         status = "ok" if month.success else "FAILED"
         echo(f"[{i}/{len(months)}] {as_of}: {status} in {month.seconds:.1f} s (run {month.run_id})")
@@ -109,6 +105,8 @@ def run_months(
             echo(f"    step failed: {line}")
         for check in month.failed_checks:
             echo(f"    check failed: {check}")
+        for note in month.notes:
+            echo(f"    {note}")
         results.append(month)
     return results
 
@@ -137,8 +135,28 @@ def _output_to(log_file: Path | None) -> Iterator[None]:
         yield
 
 
-def _root_message(error) -> str:
-    """The innermost error's message: the asset's own words, not Dagster's wrapper."""
-    while error is not None and error.cause is not None:
-        error = error.cause
-    return error.message.strip() if error is not None else "(no error recorded)"
+def _report(result: dg.ExecuteInProcessResult) -> MonthReport:
+    """The run's failures, checks and notes in the platform's words (cli/errors.py)."""
+    return month_report(
+        step_failures=[
+            (e.step_key, e.step_failure_data.error)
+            for e in result.all_events
+            if e.event_type == dg.DagsterEventType.STEP_FAILURE
+        ],
+        failed_checks=[
+            CheckFailure(c.asset_key.to_user_string(), c.check_name, c.severity.value)
+            for c in result.get_asset_check_evaluations()
+            if not c.passed
+        ],
+        materializations=[
+            (
+                e.asset_key.to_user_string(),
+                {
+                    k: v.value
+                    for k, v in e.step_materialization_data.materialization.metadata.items()
+                },
+            )
+            for e in result.all_events
+            if e.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION
+        ],
+    )

@@ -34,7 +34,9 @@ def serve(host: str, port: int, access_log: bool, log_level: str) -> None:
     STREAMFLOW_SERVE_RELOAD_SECONDS, default 10). Optional A/B split:
     STREAMFLOW_SERVE_CHALLENGER_ALIAS and STREAMFLOW_SERVE_CHALLENGER_SHARE (0-1).
     Admin calls (POST /admin/reload, PUT /admin/split) need STREAMFLOW_API_TOKEN.
-    OpenAPI docs at http://HOST:PORT/docs, Prometheus metrics at /metrics.
+    The port opens once the Production model and the store are loaded (at most 120 s), so
+    the first request gets an answer. OpenAPI docs at http://HOST:PORT/docs (local files, no
+    internet needed), Prometheus metrics at /metrics.
     """
     from ..platform.settings import load_serve_settings
     from .ports import ensure_port_free
@@ -64,7 +66,10 @@ def serve(host: str, port: int, access_log: bool, log_level: str) -> None:
         service = Service.from_installation()
     except ValueError as error:  # a malformed STREAMFLOW_SERVE_* setting: say which
         raise click.UsageError(str(error)) from None
-    click.echo(f"API on http://{host}:{port}  (docs: /docs, readiness: /ready; Ctrl+C stops)")
+    click.echo(
+        f"API on http://{host}:{port} once the Production model and the online store are "
+        "loaded (docs: /docs, readiness: /ready; Ctrl+C stops)"
+    )
     uvicorn.run(
         create_app(service),
         host=host,

@@ -94,9 +94,9 @@ def render(
         if production
         else "  Production model: none yet (no month had labels and passed its checks)"
     )
-    failed = [r for r in runs if not r.success or r.failed_checks]
+    failed = [r for r in runs if not r.success or r.failed_checks or r.notes]
     for run in failed:
-        for line in run.failures + [f"check failed: {c}" for c in run.failed_checks]:
+        for line in run.failures + [f"check failed: {c}" for c in run.failed_checks] + run.notes:
             lines.append(f"  ! {run.as_of} {line}")
     lines += [
         "",

@@ -2,10 +2,29 @@
 
 Pure data, no I/O. DESIGN.md "Landing contract" is the source of these names; the raw
 tables in PostgreSQL (schema `raw`) mirror them column for column, plus `as_of`.
+
+Categorical values: one vocabulary, the real exports' spelling
+-------------------------------------------------------------
+
+The data comes from the IBM Telco churn table, and its spelling is the canonical one: raw,
+staging, the marts, the Feast online store, the model's categories and the API's answers all
+hold exactly these values (the seed's `/predict` example answers `"net_service": "DSL"`).
+A landed value is matched after `spelling_key`: case, surrounding spaces, hyphens and
+underscores are not significant, so `Month-to-month`, `month_to_month` and ` MONTH TO MONTH `
+are the same value. Ingestion stores the canonical spelling; anything else is quarantined
+with a reason that lists the accepted values.
+
+    column          canonical (stored, served)             also accepted (after spelling_key)
+    contract_type   Month-to-month, One year, Two year     -
+    net_service     DSL, Fiber optic, No                   none, no internet service
+    user_gender     Female, Male, Other                    -
+
+(`none` was the canonical "no internet" value before the Telco spelling; it stays accepted.)
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -18,13 +37,48 @@ class Kind(StrEnum):
     NUM = "double precision"
 
 
+# Runs of spaces, hyphens and underscores: one separator, whichever is written.
+SEPARATORS_PATTERN = r"[\s_-]+"
+_SEPARATORS = re.compile(SEPARATORS_PATTERN)
+
+
+def spelling_key(value: str) -> str:
+    """What is significant in a categorical value: `' Month-to-month'` -> `month_to_month`."""
+    return _SEPARATORS.sub("_", value.strip().lower()).strip("_")
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """A categorical column's values (the canonical spelling) and extra accepted spellings."""
+
+    values: tuple[str, ...]  # canonical: what ingestion stores and the API answers
+    synonyms: tuple[tuple[str, str], ...] = ()  # (other spelling, canonical value)
+
+    @property
+    def by_key(self) -> dict[str, str]:
+        """spelling_key of every accepted spelling -> its canonical value."""
+        keys = {spelling_key(v): v for v in self.values}
+        keys.update({spelling_key(s): v for s, v in self.synonyms})
+        return keys
+
+    def canonical(self, value: str) -> str | None:
+        return self.by_key.get(spelling_key(value))
+
+    def describe(self) -> str:
+        """The accepted values, as a rejection reason lists them."""
+        text = ", ".join(self.values)
+        if self.synonyms:
+            text += f" (or {', '.join(s for s, _ in self.synonyms)})"
+        return text
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
     kind: Kind
     nullable: bool = False
     non_negative: bool = False
-    accepted: tuple[str, ...] = ()  # accepted values (lower case), for categorical text
+    vocabulary: Vocabulary | None = None  # categorical text: the accepted values
 
 
 @dataclass(frozen=True)
@@ -47,9 +101,15 @@ class LandingTable:
 
 USER_ID = Column("user_id", Kind.TEXT)
 
-CONTRACT_TYPES = ("month_to_month", "one_year", "two_year")
-NET_SERVICES = ("dsl", "fiber_optic", "none")
-GENDERS = ("female", "male", "other")
+# The Telco export's spellings (see the module docstring).
+CONTRACT_TYPE = Vocabulary(("Month-to-month", "One year", "Two year"))
+NET_SERVICE = Vocabulary(
+    ("DSL", "Fiber optic", "No"), synonyms=(("none", "No"), ("No internet service", "No"))
+)
+USER_GENDER = Vocabulary(("Female", "Male", "Other"))
+CONTRACT_TYPES = CONTRACT_TYPE.values
+NET_SERVICES = NET_SERVICE.values
+GENDERS = USER_GENDER.values
 
 LANDING_TABLES: tuple[LandingTable, ...] = (
     LandingTable(
@@ -58,7 +118,7 @@ LANDING_TABLES: tuple[LandingTable, ...] = (
         (
             USER_ID,
             Column("signup_date", Kind.DATE),
-            Column("user_gender", Kind.TEXT, accepted=GENDERS),
+            Column("user_gender", Kind.TEXT, vocabulary=USER_GENDER),
             Column("user_is_senior", Kind.BOOL),
             Column("has_family", Kind.BOOL),
             Column("has_dependents", Kind.BOOL),
@@ -73,12 +133,12 @@ LANDING_TABLES: tuple[LandingTable, ...] = (
             Column("months_active", Kind.INT, non_negative=True),
             Column("plan_stream_tv", Kind.BOOL),
             Column("plan_stream_movies", Kind.BOOL),
-            Column("contract_type", Kind.TEXT, accepted=CONTRACT_TYPES),
+            Column("contract_type", Kind.TEXT, vocabulary=CONTRACT_TYPE),
             Column("paperless_billing", Kind.BOOL),
             Column("monthly_fee", Kind.NUM, non_negative=True),
             # Blank for users in their first month: nothing has been paid yet.
             Column("total_paid", Kind.NUM, nullable=True, non_negative=True),
-            Column("net_service", Kind.TEXT, accepted=NET_SERVICES),
+            Column("net_service", Kind.TEXT, vocabulary=NET_SERVICE),
             Column("add_on_security", Kind.BOOL),
             Column("add_on_backup", Kind.BOOL),
             Column("add_on_device_protect", Kind.BOOL),

@@ -52,7 +52,7 @@ TENURE_BINS = (
     (61, 71, 0.149),
     (72, 72, 0.053),
 )
-# Contract mix (month_to_month, one_year, two_year) by tenure up to the given month: Telco's,
+# Contract mix (Month-to-month, One year, Two year) by tenure up to the given month: Telco's,
 # except month 0, where signups resemble the users who leave (almost all month-to-month fiber)
 # so that the base keeps its mix over the year instead of drifting towards DSL and long contracts.
 CONTRACT_MIX_BY_TENURE = (
@@ -63,7 +63,7 @@ CONTRACT_MIX_BY_TENURE = (
     (48, (0.50, 0.33, 0.17)),
     (10_000, (0.15, 0.28, 0.57)),
 )
-# Telco internet service (dsl, fiber_optic, none) by contract, and for signups (see above).
+# Telco internet service (DSL, Fiber optic, No) by contract, and for signups (see above).
 NET_MIX_BY_CONTRACT = ((0.32, 0.55, 0.13), (0.39, 0.37, 0.24), (0.37, 0.25, 0.38))
 SIGNUP_NET_MIX = (0.25, 0.68, 0.07)
 # Telco share of internet users with each add-on or streaming plan, by contract.
@@ -78,7 +78,7 @@ ADD_ON_SHARE_BY_CONTRACT = {
 ADD_ONS = ("add_on_security", "add_on_backup", "add_on_device_protect", "add_on_support")
 PLANS = ("plan_stream_tv", "plan_stream_movies")
 # Telco's price list: a linear fit of MonthlyCharges on these items leaves a 1.0 residual.
-NET_PRICE = np.array([25.0, 50.0, 0.0])  # dsl, fiber_optic, none
+NET_PRICE = np.array([25.0, 50.0, 0.0])  # DSL, Fiber optic, No
 PHONE_PRICE, EXTRA_LINE_PRICE, ADD_ON_PRICE, PLAN_PRICE = 20.0, 5.0, 5.0, 10.0
 MIN_FEE, MAX_FEE = 18.25, 118.75
 # Mean rebuffer events a week by internet service: DSL links stall most.
@@ -407,7 +407,7 @@ def _column_text(columns: Users, churns: np.ndarray) -> dict[str, np.ndarray]:
     text = {
         "user_id": columns["user_id"],
         "signup_date": _date_text(columns["signup_date"]),
-        "user_gender": np.array(["male", "female"], dtype=object)[columns["female"].astype(int)],
+        "user_gender": np.array(["Male", "Female"], dtype=object)[columns["female"].astype(int)],
         "contract_type": np.array(CONTRACT_TYPES, dtype=object)[columns["contract"]],
         "net_service": np.array(NET_SERVICES, dtype=object)[columns["net"]],
         "monthly_fee": _decimal_text(columns["monthly_fee"], 2),

@@ -26,7 +26,7 @@ from .contract import (
     LandingTable,
     raw_table_ddl,
 )
-from .validate import ParsedFile, parse_landing_file
+from .validate import LandingFileError, ParsedFile, parse_landing_file
 
 COPY_CHUNK_ROWS = 200_000  # bounds the CSV text held in memory at once
 # Serialises DDL of schema raw across processes (concurrent CREATE SCHEMA/TABLE can collide).
@@ -59,7 +59,12 @@ def month_dir(landing_dir: Path, as_of: str) -> Path:
 
 
 def parse_month(landing_dir: Path, as_of: str) -> dict[str, ParsedFile | None]:
-    """Validate every file of the month; a missing required file raises before any write."""
+    """Validate every file of the month; raise before any write when one cannot be loaded.
+
+    A missing required file, an empty one (or header only) and a header without a required
+    column refuse the whole month: no raw table of the month changes, and the error names
+    every file and column at fault.
+    """
     folder = month_dir(landing_dir, as_of)
     if not folder.is_dir():
         raise MissingLandingFile(
@@ -72,10 +77,34 @@ def parse_month(landing_dir: Path, as_of: str) -> dict[str, ParsedFile | None]:
             f"Landing folder {folder} is missing required file(s) {', '.join(missing)}; "
             "add them (or remove the folder) and materialize the month again"
         )
-    return {
+    parsed = {
         t.name: parse_landing_file(folder / t.file, t) if (folder / t.file).is_file() else None
         for t in LANDING_TABLES
     }
+    unloadable = [
+        problem
+        for parsed_file in parsed.values()
+        if parsed_file
+        for problem in _unloadable(parsed_file)
+    ]
+    if unloadable:
+        raise LandingFileError(
+            f"{as_of} refused, nothing of it loaded: {'; '.join(unloadable)}. "
+            "Fix the file(s) and materialize the month again"
+        )
+    return parsed
+
+
+def _unloadable(parsed: ParsedFile) -> list[str]:
+    """Why a file leaves nothing to load row by row: no records, or a required column missing."""
+    if parsed.no_records:
+        return [f"{parsed.path}: {parsed.no_records}"]
+    if parsed.missing_columns:
+        return [
+            f"{parsed.path}, line 1: the header has no column {', '.join(parsed.missing_columns)} "
+            f"(expected {', '.join(parsed.table.column_names)})"
+        ]
+    return []
 
 
 def ensure_raw_schema(conn: psycopg.Connection) -> None:

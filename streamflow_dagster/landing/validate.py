@@ -25,7 +25,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from .contract import FALSE_WORDS, TRUE_WORDS, Column, Kind, LandingTable
+from .contract import (
+    FALSE_WORDS,
+    SEPARATORS_PATTERN,
+    TRUE_WORDS,
+    Column,
+    Kind,
+    LandingTable,
+    Vocabulary,
+)
 
 REJECTION_COLUMNS = ["line_number", "raw_record", "reason"]
 _INT_PATTERN = r"^[+-]?\d{1,18}$"  # 18 digits always fit PostgreSQL's bigint
@@ -54,6 +62,7 @@ class ParsedFile:
     rows_read: int  # data records found (accepted + rejected)
     missing_columns: list[str] = field(default_factory=list)
     extra_columns: list[str] = field(default_factory=list)
+    no_records: str | None = None  # why the file holds no record at all (empty, header only)
 
     @property
     def reject_rate(self) -> float:
@@ -132,10 +141,8 @@ def _read_table(path: Path, names: list[str]) -> tuple[pa.Table, list[tuple[int,
 def parse_landing_file(path: Path, table: LandingTable) -> ParsedFile:
     header = _read_header(path)
     if header is None:
-        rejections = pd.DataFrame(
-            [(1, "", f"{table.file} is empty: expected a header row with {table.column_names}")],
-            columns=REJECTION_COLUMNS,
-        )
+        empty = f"{table.file} is empty: expected a header row with {table.column_names}"
+        rejections = pd.DataFrame([(1, "", empty)], columns=REJECTION_COLUMNS)
         return ParsedFile(
             table,
             path,
@@ -143,6 +150,7 @@ def parse_landing_file(path: Path, table: LandingTable) -> ParsedFile:
             rejections,
             rows_read=1,
             missing_columns=table.column_names,
+            no_records=empty,
         )
 
     names = [h.strip() for h in header]
@@ -164,11 +172,13 @@ def parse_landing_file(path: Path, table: LandingTable) -> ParsedFile:
 
     rows_read = fields.num_rows + len(ragged)
     if rows_read == 0:
+        header_only = f"{table.file} has a header but no data rows"
         rejections = pd.DataFrame(
-            [(1, _record_text(header), f"{table.file} has a header but no data rows")],
-            columns=REJECTION_COLUMNS,
+            [(1, _record_text(header), header_only)], columns=REJECTION_COLUMNS
         )
-        return ParsedFile(table, path, _empty_typed(table), rejections, 1, missing, extra)
+        return ParsedFile(
+            table, path, _empty_typed(table), rejections, 1, missing, extra, header_only
+        )
 
     reasons = _Reasons()
     if missing:
@@ -270,15 +280,25 @@ def _check_column(column: Column, raw_field: pa.ChunkedArray, reasons: _Reasons)
         real = _np_mask(pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), raw))
         flag(filled & ~real, "is not a date (YYYY-MM-DD)")
         values = pc.cast(pc.if_else(pa.array(real), parsed, None), pa.date32())
+    elif column.vocabulary is not None:
+        values = _canonical(raw, column.vocabulary)
+        flag(filled & _np_mask(pc.is_null(values)), f"is not one of {column.vocabulary.describe()}")
     else:
         values = raw
-        if column.accepted:
-            known = _np_mask(pc.is_in(pc.utf8_lower(raw), pa.array(column.accepted)))
-            flag(filled & ~known, f"is not one of {', '.join(column.accepted)}")
 
     if column.non_negative and column.kind in (Kind.INT, Kind.NUM):
         flag(_np_mask(pc.less(values, 0)), "is negative")
     return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def _canonical(raw: pa.ChunkedArray, vocabulary: Vocabulary) -> pa.ChunkedArray:
+    """Each value's canonical spelling (null when unknown); matching as `spelling_key` does."""
+    keys = pc.utf8_trim(
+        pc.replace_substring_regex(pc.utf8_lower(raw), SEPARATORS_PATTERN, "_"), characters="_"
+    )
+    by_key = vocabulary.by_key
+    positions = pc.index_in(keys, value_set=pa.array(list(by_key)))
+    return pc.take(pa.array(list(by_key.values())), positions)
 
 
 def _flag_duplicates(

@@ -24,7 +24,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .docs import serve_docs
 from .engine import Answer, ModelUnavailable, OnlineStoreUnavailable, ServingBug
+from .http_methods import HeadAsGet, allow_header
 from .service import Service
 from .split import PRODUCTION, Split
 
@@ -35,6 +37,10 @@ MAX_USER_ID_LENGTH = 128
 USER_ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"  # no control characters
 # Users per POST /predict: bounds one request's share of a batch.
 MAX_USERS_PER_REQUEST = 256
+# Longest the API waits at start for the Production model and the store before opening its
+# port anyway (then /ready says what is still missing). Loading and verifying a model takes
+# a few seconds; a registry that does not answer fails fast.
+STARTUP_WAIT_S = 120.0
 
 UserId = Annotated[
     str,
@@ -93,10 +99,13 @@ class ErrorOut(BaseModel):
     error: str
 
 
-def create_app(service: Service) -> FastAPI:
+def create_app(service: Service, startup_wait_s: float = STARTUP_WAIT_S) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         service.start()
+        # Uvicorn opens the port only after this: a client that calls as soon as it answers
+        # finds the Production model and the store loaded (or /ready naming why not).
+        await service.warm_up(startup_wait_s)
         # Everything imported and built so far (Feast, MLflow, scikit-learn: millions of
         # objects) lives as long as the process: out of the collector's way, a full
         # collection no longer stalls every request in flight for a few hundred ms.
@@ -110,8 +119,12 @@ def create_app(service: Service) -> FastAPI:
         "Production model (`models:/streamflow_churn@production`).",
         version="1",
         lifespan=lifespan,
+        docs_url=None,  # served from local files by serve_docs (FastAPI's loads a CDN)
+        redoc_url=None,
     )
     app.add_middleware(MetricsMiddleware, service=service)
+    app.add_middleware(HeadAsGet)
+    serve_docs(app)
     _error_handlers(app)
     failures = {
         503: {"model": ErrorOut, "description": "Online store or model unavailable"},
@@ -139,9 +152,14 @@ def create_app(service: Service) -> FastAPI:
         reasons = [store_error] if store_error else []
         if service.slots.model(PRODUCTION) is None:
             production = service.slots.states[PRODUCTION]
+            loading = (
+                "still loading"
+                if service.watcher.first_refresh_done.is_set()
+                else "still loading (waiting for the model registry's first answer)"
+            )
             reasons.append(
-                f"no production model loaded: "
-                f"{production.error or service.slots.registry_error or 'still loading'}"
+                "no production model loaded: "
+                f"{production.error or service.slots.registry_error or loading}"
             )
         # Degraded but serving: a newer version failed to load, or the registry is away.
         warnings = [m["error"] for m in models.values() if m["error"] and m["version"]]
@@ -356,7 +374,12 @@ def _error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(error.detail)}, status_code=error.status_code)
+        headers = dict(error.headers or {})
+        if "Allow" in headers:
+            headers["Allow"] = allow_header(headers["Allow"])
+        return JSONResponse(
+            {"error": str(error.detail)}, status_code=error.status_code, headers=headers
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:

@@ -89,7 +89,11 @@ class ModelSlots:
                 self.registry_error = None
                 state.target_version = version
                 if version is None:
-                    state.error = f"alias {alias!r} is not set on the registered model"
+                    state.error = (
+                        f"no version of the registered model holds alias {alias!r}: "
+                        "promote one (streamflow model promote VERSION, or run a month "
+                        "whose model passes its checks)"
+                    )
                     continue
                 if state.loaded and state.loaded.version == version:
                     state.error = None
@@ -124,6 +128,9 @@ class Watcher:
     def __init__(self, slots: ModelSlots, interval: float):
         self.slots, self.interval = slots, interval
         self._wake, self._stop = threading.Event(), threading.Event()
+        # Set once the first refresh is over (loaded, or the reason it could not be): until
+        # then "still loading" is the truth; after it, /ready names what is really wrong.
+        self.first_refresh_done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="model-watcher", daemon=True)
 
     def start(self) -> None:
@@ -139,8 +146,11 @@ class Watcher:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            for change in self.slots.refresh():
-                log.info(f"serving: {change}")
+            try:
+                for change in self.slots.refresh():
+                    log.info(f"serving: {change}")
+            finally:
+                self.first_refresh_done.set()
             self._wake.wait(self.interval)
             self._wake.clear()
 

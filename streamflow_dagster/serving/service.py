@@ -7,8 +7,10 @@ their own database and registry.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from .metrics import Metrics, build_metrics
 from .model_slots import ModelSlots, Watcher, default_aliases
 from .predict import Scorer, make_scorer
 from .predlog import PredictionLog
-from .split import CHALLENGER, Split
+from .split import CHALLENGER, PRODUCTION, Split
 
 log = logging.getLogger("streamflow.serve")
 
@@ -137,6 +139,26 @@ class Service:
         self.predictions_log.start()
         self.engine.start()
         self.watcher.start()
+
+    async def warm_up(self, timeout_s: float) -> None:
+        """Wait (at most `timeout_s`) for the store's first read and the models' first load."""
+        started = time.monotonic()
+        store_error = await self.engine.check_store()  # also reads the feature service
+        if store_error:
+            log.warning(f"starting without the online store: {store_error}")
+        left = max(0.0, timeout_s - (time.monotonic() - started))
+        if not await asyncio.to_thread(self.watcher.first_refresh_done.wait, left):
+            log.warning(
+                f"no production model after {timeout_s:.0f} s: accepting requests; "
+                "/ready says 'still loading' until it is loaded"
+            )
+            return
+        production = self.slots.states[PRODUCTION]
+        if production.loaded is None:
+            log.warning(
+                "starting without a production model: "
+                f"{production.error or self.slots.registry_error}"
+            )
 
     def stop(self) -> None:
         self.watcher.stop()

@@ -169,12 +169,13 @@ class Server:
 
 @pytest.fixture(scope="session")
 def servers(ui_state, tmp_path_factory) -> Iterator[dict[str, Server]]:
-    """`dagster dev` (as `make dev` runs it) and `streamflow docs`, started side by side.
+    """`dagster dev` (as `make dev` runs it), `streamflow docs` and `streamflow serve`,
+    started side by side.
 
     Both take tens of seconds to come up; starting them together overlaps that wait.
     """
     logs = tmp_path_factory.getbasetemp()
-    dagster_port, docs_port = free_port(), free_port()
+    dagster_port, docs_port, api_port = free_port(), free_port(), free_port()
     started = {
         "dagster": Server(
             [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1"]
@@ -186,6 +187,11 @@ def servers(ui_state, tmp_path_factory) -> Iterator[dict[str, Server]]:
             [str(BIN / "streamflow"), "docs", "--port", str(docs_port)],
             f"http://127.0.0.1:{docs_port}/",
             logs / "dbt-docs.log",
+        ),
+        "api": Server(
+            [str(BIN / "streamflow"), "serve", "--port", str(api_port)],
+            f"http://127.0.0.1:{api_port}/health",
+            logs / "api.log",
         ),
     }
     try:
@@ -207,6 +213,12 @@ def dagster_ui(servers) -> str:
 def dbt_docs(servers) -> str:
     """The dbt docs site, generated from the live warehouse by `streamflow docs`."""
     return servers["docs"].wait(timeout=240)
+
+
+@pytest.fixture(scope="session")
+def online_api(servers) -> str:
+    """The online API's base URL, once it answers (its port opens with the model loaded)."""
+    return servers["api"].wait(timeout=240).removesuffix("/health")
 
 
 # The Dagster UI greets a new instance with a "join the community" dialog over the page.

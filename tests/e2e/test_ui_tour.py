@@ -1,10 +1,13 @@
-"""The README's UI tour in a real browser: lineage, months, a failed check, the dbt docs.
+"""The README's UI tour in a real browser: lineage, months, a failed check, the dbt docs,
+the online API's /docs with no route to the internet.
 
 Headless Debian chromium driven by Playwright against `dagster dev` and `streamflow docs`
 on a small real state (two good months, one month that fails its landing checks).
 """
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -98,3 +101,25 @@ def test_dbt_docs_show_a_marts_columns(dbt_docs, page, screenshot):
     for column in ["user_id", "as_of", "monthly_fee", "net_service", "contract_type"]:
         page.get_by_text(column, exact=True).first.wait_for()
     screenshot(page, "dbt-docs.png")
+
+
+def test_api_docs_work_without_internet(online_api, page, screenshot):
+    """/docs with every request off the loopback interface refused: nothing it needs is lost."""
+    refused = []
+
+    def loopback_only(route):
+        host = urlsplit(route.request.url).hostname
+        if host in ("127.0.0.1", "localhost"):
+            route.continue_()
+        else:
+            refused.append(route.request.url)
+            route.abort("internetdisconnected")
+
+    page.route("**/*", loopback_only)
+    page.goto(f"{online_api}/docs")
+    page.get_by_role("heading", name="StreamFlow online API").first.wait_for()
+    for path in ["/ready", "/features/{user_id}", "/predict/{user_id}", "/predict"]:
+        page.locator(".opblock-summary-path", has_text=path).first.wait_for()
+    assert page.locator(".opblock").count() >= 7  # every documented operation listed
+    assert refused == []
+    screenshot(page, "api-docs.png")

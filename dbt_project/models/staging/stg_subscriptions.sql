@@ -15,8 +15,8 @@ renamed as (
 
         ----------  plan
         months_active::bigint as months_active,
-        {{ clean_category('contract_type') }} as contract_type,
-        {{ clean_category('net_service') }} as net_service,
+        contract_type::text as contract_type,
+        net_service::text as net_service,
         plan_stream_tv::boolean as plan_stream_tv,
         plan_stream_movies::boolean as plan_stream_movies,
 

@@ -15,7 +15,7 @@ renamed as (
 
         ----------  demographics
         signup_date::date as signup_date,
-        {{ clean_category('user_gender') }} as user_gender,
+        user_gender::text as user_gender,
         user_is_senior::boolean as user_is_senior,
         has_family::boolean as has_family,
         has_dependents::boolean as has_dependents

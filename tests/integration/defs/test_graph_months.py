@@ -105,7 +105,9 @@ def test_dbt_unit_tests_pass(database_url):
             text=True,
         )
         assert done.returncode == 0, done.stdout[-3000:]
-    assert "PASS=5 " in done.stdout  # all five unit tests ran and passed
+    # All three ran and passed (staging no longer rewrites categories: ingestion stores the
+    # canonical spelling, landing/contract.py, so its two cleaning tests went with the macro).
+    assert "PASS=3 " in done.stdout
 
 
 def test_high_reject_rate_stops_the_month_before_the_marts(graph, tmp_path):

@@ -8,7 +8,7 @@ import pytest
 
 from streamflow_dagster.defs.landing import landing_ingestion
 from streamflow_dagster.defs.resources import LandingResource, WarehouseResource
-from streamflow_dagster.landing.contract import LANDING_TABLES
+from streamflow_dagster.landing.contract import LANDING_TABLES, TABLES_BY_NAME
 from tests.integration.helpers import raw_checksums, table_checksum, write_month
 
 pytestmark = pytest.mark.integration
@@ -109,7 +109,7 @@ def test_bad_rows_are_quarantined_with_reasons_and_nothing_else_changes(tmp_path
         "u4,three,true,false,month_to_month,true,10,30,dsl,no,no,no,no",  # non-numeric
         *subs("u5", fee="-1.00"),  # negative money
         "u6,3,true,false,month_to_month,true,10,30,satellite,no,no,no,no",  # unknown net_service
-        "u7,0,Yes,No,one_year,1,10,,fiber_optic,0,0,0,0",  # blank total_paid, Yes/No, 1/0: fine
+        "u7,0,Yes,No,One year,1,10,,Fiber optic,0,0,0,0",  # Telco spelling, blank total_paid: fine
         '"u8",2,true,false,two_year,true,"1,000.00",30,dsl,no,no,no,no',  # quoted comma: bad number
         "u9,2,true,fal",  # truncated last line
     ]
@@ -172,12 +172,30 @@ def test_bad_rows_are_quarantined_with_reasons_and_nothing_else_changes(tmp_path
         ("subscriptions", 7, "user_id: blank but required"),
         ("subscriptions", 8, "months_active: 'three' is not an integer"),
         ("subscriptions", 9, "monthly_fee: '-1.00' is negative"),
-        ("subscriptions", 10, "net_service: 'satellite' is not one of dsl, fiber_optic, none"),
+        (
+            "subscriptions",
+            10,
+            "net_service: 'satellite' is not one of DSL, Fiber optic, No "
+            "(or none, No internet service)",
+        ),
         ("subscriptions", 12, "monthly_fee: '1,000.00' is not a number"),
         ("subscriptions", 13, "expected 13 fields as in the header, found 4 (truncated line?)"),
     ]
     assert loaded == ["u1", "u2", "u7"]
     assert u7 == (None, True, True)
+    with psycopg.connect(database_url) as conn:
+        conn_values = conn.execute(
+            "select user_id, contract_type, net_service from raw.subscriptions "
+            "where as_of = %s order by 1",
+            (JAN,),
+        ).fetchall()
+    stored = {user: (contract, net) for user, contract, net in conn_values}
+    # Every spelling lands as the canonical (Telco) one.
+    assert stored == {
+        "u1": ("Month-to-month", "DSL"),
+        "u2": ("Month-to-month", "DSL"),
+        "u7": ("One year", "Fiber optic"),
+    }
     assert usage_rows == 3
     assert feb_after == feb_before  # the other month is exactly as it was
     assert feb_before["users"][0] == 2
@@ -214,6 +232,50 @@ def test_missing_required_file_names_file_and_folder(tmp_path, database_url):
     while error is not None:  # Dagster wraps the asset's own exception as the cause
         message, error = message + error.message, error.cause
     assert "payments_agg_90d.csv" in message and str(folder) in message
+
+
+def step_error_text(result) -> str:
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    error, message = failure.step_failure_data.error, ""
+    while error is not None:
+        message, error = message + error.message, error.cause
+    return message
+
+
+@pytest.mark.parametrize(
+    ("damage", "named"),
+    [
+        ("empty", ["users.csv is empty"]),
+        ("header_only", ["users.csv has a header but no data rows"]),
+        ("no_column", ["subscriptions.csv, line 1: the header has no column net_service"]),
+    ],
+)
+def test_unloadable_file_refuses_the_month_before_anything_loads(
+    tmp_path, database_url, damage, named
+):
+    landing = tmp_path / "landing"
+    write_month(landing, JAN, clean_month())
+    assert materialize(tmp_path, database_url, JAN).success
+    month = clean_month(("u1", "u2", "u3", "u4"))
+    folder = write_month(landing, JAN, month)
+    if damage == "empty":
+        (folder / "users.csv").write_text("")
+    elif damage == "header_only":
+        write_month(landing, JAN, {"users": []})
+    else:
+        header = [c for c in TABLES_BY_NAME["subscriptions"].column_names if c != "net_service"]
+        rows = [",".join(["u1", "3", "true", "false", "One year", "true", "9", "9"] + ["no"] * 4)]
+        (folder / "subscriptions.csv").write_text(",".join(header) + "\n" + rows[0] + "\n")
+    with psycopg.connect(database_url) as conn:
+        before = raw_checksums(conn)
+    result = materialize(tmp_path, database_url, JAN, raise_on_error=False)
+    assert not result.success
+    message = step_error_text(result)
+    assert f"{JAN} refused, nothing of it loaded" in message
+    for text in named:
+        assert text in message
+    with psycopg.connect(database_url) as conn:
+        assert raw_checksums(conn) == before  # not one raw table of the month changed
 
 
 def test_missing_labels_is_reported_not_failed(tmp_path, database_url):

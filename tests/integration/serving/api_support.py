@@ -33,7 +33,7 @@ from streamflow_dagster.ml.registry import PRODUCTION_ALIAS, set_alias
 from streamflow_dagster.platform.db import ensure_database, with_database
 from streamflow_dagster.platform.mlflow_store import activate
 from streamflow_dagster.platform.settings import FEATURE_REPO_DIR
-from streamflow_dagster.serving.app import create_app
+from streamflow_dagster.serving.app import STARTUP_WAIT_S, create_app
 from streamflow_dagster.serving.service import MlflowAliases, Service
 from streamflow_dagster.serving.split import Split
 from tests.integration.conftest import create_marts, insert_rows, load_landing_month
@@ -133,19 +133,23 @@ def free_port() -> int:
 class RunningApi:
     """The app under uvicorn in a thread, on a loopback port, as `streamflow serve` runs it."""
 
-    def __init__(self, service: Service):
-        self.service = service
+    def __init__(self, service: Service, startup_wait_s: float = STARTUP_WAIT_S):
+        self.service, self.startup_wait_s = service, startup_wait_s
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            create_app(service), host="127.0.0.1", port=self.port, log_level="warning"
+            create_app(service, startup_wait_s),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> RunningApi:
         self.thread.start()
-        deadline = time.monotonic() + 30
+        # The port opens once the model and the store are loaded (or the startup wait ends).
+        deadline = time.monotonic() + 30 + self.startup_wait_s
         while not self.server.started:
             if time.monotonic() > deadline or not self.thread.is_alive():
                 raise RuntimeError("the API did not start")

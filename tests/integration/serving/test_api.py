@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections import Counter
 
@@ -11,6 +12,7 @@ import psycopg
 import pytest
 
 from streamflow_dagster.features.store import FEATURE_SERVICE, feature_names, feature_store
+from streamflow_dagster.landing.contract import NET_SERVICES
 from streamflow_dagster.ml.dataset import model_input
 from streamflow_dagster.ml.registry import (
     PRODUCTION_ALIAS,
@@ -179,7 +181,8 @@ def test_registry_away_at_start_is_503_until_it_comes_back(stack):
     outage.cut()
     service = make_service(stack.database_url, outage.url(stack.tracking_uri))
     user = stack.online_users[0]
-    with RunningApi(service) as api, api.client() as http:
+    # MLflow retries an unreachable database for minutes: open the port after 2 s instead.
+    with RunningApi(service, startup_wait_s=2) as api, api.client() as http:
         response = wait_for(
             lambda: (r := http.get(f"/predict/{user}")).status_code == 503 and r, 30, "a 503"
         )
@@ -281,3 +284,64 @@ def test_admin_calls_are_refused_without_a_configured_token(stack):
         response = http.post("/admin/reload", headers={"Authorization": "Bearer anything"})
     assert response.status_code == 403
     assert "STREAMFLOW_API_TOKEN" in response.json()["error"]
+
+
+def test_the_port_opens_with_the_model_and_store_loaded(stack):
+    user = stack.online_users[1]
+    service = make_service(stack.database_url, stack.tracking_uri)
+    # No wait_ready: the first requests right after the port opens.
+    with RunningApi(service) as api, api.client() as http:
+        ready = http.get("/ready")
+        predicted = http.get(f"/predict/{user}")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    assert predicted.status_code == 200
+    # The real data's spelling, as stored and as the model was trained on.
+    assert predicted.json()["features_used"]["net_service"] in NET_SERVICES
+
+
+def test_ready_names_a_registry_without_production(stack):
+    stack.client.delete_registered_model_alias(REGISTERED_MODEL, PRODUCTION_ALIAS)
+    try:
+        service = make_service(stack.database_url, stack.tracking_uri)
+        with RunningApi(service) as api, api.client() as http:
+            ready = http.get("/ready")
+            predicted = http.get(f"/predict/{stack.online_users[0]}")
+    finally:
+        set_alias(stack.client, PRODUCTION_ALIAS, 1)
+    assert ready.status_code == 503
+    [reason] = ready.json()["reasons"]
+    assert "no version of the registered model holds alias 'production'" in reason
+    assert "still loading" not in reason
+    assert predicted.status_code == 503 and "holds alias 'production'" in predicted.text
+
+
+def test_head_on_get_routes_and_405_with_allow(stack, api):
+    user = stack.online_users[2]
+    with api.client() as http:
+        head_health = http.head("/health")
+        head_features = http.head(f"/features/{user}")
+        get_features = http.get(f"/features/{user}")
+        post_health = http.post("/health")
+        get_batch = http.get("/predict")
+        delete_one = http.delete(f"/predict/{user}")
+    assert head_health.status_code == 200 and head_health.content == b""
+    assert head_features.status_code == 200 and head_features.content == b""
+    assert head_features.headers["content-length"] == str(len(get_features.content))
+    assert post_health.status_code == 405 and post_health.headers["allow"] == "GET, HEAD"
+    assert get_batch.status_code == 405 and get_batch.headers["allow"] == "POST"
+    assert delete_one.status_code == 405 and delete_one.headers["allow"] == "GET, HEAD"
+    assert "error" in post_health.json()
+
+
+def test_docs_load_from_local_files_only(api):
+    with api.client() as http:
+        page = http.get("/docs")
+        assert page.status_code == 200
+        links = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page.text)
+        assert links and all(link.startswith("/") for link in links), links
+        assert "//" not in page.text.replace("://127.0.0.1", "")  # no scheme-relative URL
+        for link in links:
+            asset = http.get(link)
+            assert asset.status_code == 200 and asset.content, link
+        assert http.get("/openapi.json").status_code == 200
+        assert http.get("/redoc").status_code == 404  # redoc would need a CDN

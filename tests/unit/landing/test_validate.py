@@ -99,6 +99,41 @@ def test_conflicting_duplicates_are_all_rejected(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("contract", "net_service", "stored"),
+    [
+        ("Month-to-month", "DSL", ("Month-to-month", "DSL")),  # Telco's own spelling
+        ("month_to_month", "fiber_optic", ("Month-to-month", "Fiber optic")),
+        (" ONE YEAR ", "Fiber-Optic", ("One year", "Fiber optic")),
+        ("two-year", "No", ("Two year", "No")),
+        ("Two__Year", "none", ("Two year", "No")),  # the earlier canonical value
+        ("one_year", "No internet service", ("One year", "No")),
+    ],
+)
+def test_categorical_spellings_are_stored_canonical(tmp_path, contract, net_service, stored):
+    row = subs_row(contract=contract, net_service=net_service)
+    parsed = parse(tmp_path, f"{SUBS_HEADER}\n{row}\n")
+    assert parsed.rejections.empty
+    accepted = parsed.accepted.to_pandas().iloc[0]
+    assert (accepted["contract_type"], accepted["net_service"]) == stored
+
+
+@pytest.mark.parametrize("value", ["Fiber", "fiberoptic", "DSL2", "No service", "n/a", "-"])
+def test_near_miss_categoricals_are_still_quarantined(tmp_path, value):
+    parsed = parse(tmp_path, f"{SUBS_HEADER}\n{subs_row(net_service=value)}\n")
+    assert parsed.accepted.num_rows == 0
+    assert reasons(parsed) == [
+        f"net_service: {value!r} is not one of DSL, Fiber optic, No (or none, No internet service)"
+    ]
+
+
+def test_gender_accepts_any_case(tmp_path):
+    header = ",".join(USERS.column_names)
+    rows = "u1,2024-01-02,female,no,no,no\nu2,2024-01-02,MALE ,no,no,no\n"
+    parsed = parse(tmp_path, f"{header}\n{rows}", USERS)
+    assert parsed.accepted.to_pandas()["user_gender"].tolist() == ["Female", "Male"]
+
+
+@pytest.mark.parametrize(
     ("row", "reason"),
     [
         (subs_row(user_id=""), "user_id: blank but required"),
@@ -109,7 +144,8 @@ def test_conflicting_duplicates_are_all_rejected(tmp_path):
         (subs_row(monthly_fee="abc"), "monthly_fee: 'abc' is not a number"),
         (
             subs_row(net_service="satellite"),
-            "net_service: 'satellite' is not one of dsl, fiber_optic, none",
+            "net_service: 'satellite' is not one of DSL, Fiber optic, No "
+            "(or none, No internet service)",
         ),
         (
             subs_row(tv="maybe"),
@@ -117,7 +153,7 @@ def test_conflicting_duplicates_are_all_rejected(tmp_path):
         ),
         (
             subs_row(contract="weekly"),
-            "contract_type: 'weekly' is not one of month_to_month, one_year, two_year",
+            "contract_type: 'weekly' is not one of Month-to-month, One year, Two year",
         ),
     ],
 )

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import skops.io
 
+from streamflow_dagster.landing.contract import NET_SERVICES
 from streamflow_dagster.landing.demo_data import generate_landing
 from streamflow_dagster.ml.checks import auc_floor_check, not_degenerate_check
 from streamflow_dagster.ml.dataset import (
@@ -168,3 +169,15 @@ def test_chunked_parallel_scoring_keeps_row_order(month, trained, monkeypatch):
     chunked = scoring.churn_probability(trained.model, month, FEATURES)
     whole = trained.model.predict_proba(model_input(month, FEATURES))[:, 1]
     assert np.array_equal(chunked, whole)
+
+
+def test_the_model_encodes_the_vocabulary_the_platform_stores(month, trained):
+    """One vocabulary: the demo data, the model's categories and the online values agree."""
+    assert set(month["net_service"]) == set(NET_SERVICES)  # Telco's spelling: DSL, Fiber optic, No
+    encoder = trained.model.estimator.named_steps["encode"]
+    [categories] = encoder.named_transformers_["net_service"].categories_
+    assert list(categories) == list(NET_SERVICES)
+    row = month.head(1)
+    for service in NET_SERVICES:  # each stored value moves the score through its own column
+        encoded = encoder.transform(model_input(row.assign(net_service=service), FEATURES))
+        assert encoded[0, list(NET_SERVICES).index(service)] == 1.0
