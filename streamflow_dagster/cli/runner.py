@@ -14,7 +14,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from ..defs.partitions import AS_OF_PARTITIONS, validate_as_of
+from ..defs.partitions import AS_OF_PARTITIONS
+from ..landing.months import validate_as_of
 
 
 @dataclass
@@ -25,21 +26,6 @@ class MonthRun:
     seconds: float
     failures: list[str]
     failed_checks: list[str]
-
-
-def landed_months(landing_dir: Path) -> list[str]:
-    """Month folders of the landing folder whose name is a month-end AS_OF, oldest first."""
-    if not landing_dir.is_dir():
-        return []
-    months = []
-    for child in sorted(landing_dir.iterdir()):
-        if child.is_dir():
-            try:
-                validate_as_of(child.name)
-            except ValueError:
-                continue
-            months.append(child.name)
-    return months
 
 
 def select_months(months: list[str], window: str | None) -> list[str]:

@@ -20,8 +20,8 @@ import click
 import numpy as np
 import pandas as pd
 
-from ..defs.partitions import validate_as_of
 from .contract import TABLES_BY_NAME
+from .months import validate_as_of
 
 YES = "Yes"
 NET_SERVICE = {"DSL": "dsl", "Fiber optic": "fiber_optic", "No": "none"}
