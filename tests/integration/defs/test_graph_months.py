@@ -55,6 +55,11 @@ def test_definitions_load_with_lineage_from_raw_to_marts():
     assert {k.to_user_string() for k in graph.get(dg.AssetKey("stg_users")).parent_keys} == {
         "raw_users"
     }
+    # The README's claim: every asset is per month except these three.
+    unpartitioned = {
+        k.to_user_string() for k in graph.get_all_asset_keys() if not graph.get(k).is_partitioned
+    }
+    assert unpartitioned == {"feast_registry", "production_model", "dbt_docs"}
 
 
 def test_two_months_end_to_end_and_idempotent_rerun(graph):
