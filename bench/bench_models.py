@@ -248,14 +248,14 @@ def bench_scores(server_url: str, home: Path, users: int, training: dict) -> dic
     import dagster as dg
     from mlflow.tracking import MlflowClient
 
-    from streamflow_dagster.defs.features import FeastResource
-    from streamflow_dagster.defs.models import (
+    from streamflow_dagster.defs.models import churn_scores
+    from streamflow_dagster.defs.partitions import AS_OF_PARTITIONS
+    from streamflow_dagster.defs.resources import (
+        FeastResource,
         MlflowStoreResource,
-        churn_scores,
+        WarehouseResource,
         mlflow_tracking_resource,
     )
-    from streamflow_dagster.defs.partitions import AS_OF_PARTITIONS
-    from streamflow_dagster.defs.resources import WarehouseResource
     from streamflow_dagster.features.registry import apply_repo
     from streamflow_dagster.features.specs import service_views
     from streamflow_dagster.features.store import FEATURE_SERVICE, feature_store

@@ -6,20 +6,21 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 
 from .defs.dbt import DBT_EXECUTABLE, DBT_PROJECT, dbt_models
-from .defs.docs import DOCS_JOB, dbt_docs
-from .defs.features import FEATURE_ASSETS, FeastResource, feast_registry
+from .defs.docs import dbt_docs
+from .defs.features import FEATURE_ASSETS
+from .defs.jobs import JOBS, labels_job, monthly_job
 from .defs.landing import landing_ingestion
-from .defs.models import MODEL_ASSETS, churn_scores, model_resources
-from .defs.monitors import MONITOR_ASSETS, feature_drift
-from .defs.resources import LandingResource, WarehouseResource
-from .defs.schedules import build_freshness_schedule, freshness_alert_job
-from .defs.sensors import (
-    LABELS_JOB,
-    MONTHLY_JOB,
+from .defs.models import MODEL_ASSETS
+from .defs.monitors import MONITOR_ASSETS
+from .defs.resources import (
     AlertsResource,
-    alert_sensor,
-    build_landing_sensor,
+    FeastResource,
+    LandingResource,
+    WarehouseResource,
+    model_resources,
 )
+from .defs.schedules import build_freshness_schedule
+from .defs.sensors import alert_sensor, build_landing_sensor
 from .platform.settings import load_settings
 
 
@@ -44,42 +45,6 @@ def build_resources() -> dict:
     }
 
 
-# Assets that are not per month: applied once, before months that need them.
-SETUP_ASSETS = [feast_registry]
-SETUP_JOB = "streamflow_setup"
-# The dbt docs: re-generated when the dbt project changes, never paid for by a month run.
-DOCS_ASSETS = [dbt_docs]
-
-MONTH_ASSETS = dg.AssetSelection.all() - dg.AssetSelection.assets(*SETUP_ASSETS, *DOCS_ASSETS)
-monthly_job = dg.define_asset_job(
-    MONTHLY_JOB,
-    selection=MONTH_ASSETS,
-    description="One month (AS_OF) through the whole graph: landing files, marts, online "
-    "features, training set, churn model, promotion, batch scores, drift and realized "
-    "performance.",
-)
-# Labels land a month or so after the month's files. Their run rebuilds what needs them
-# (labels mart, training set, model, promotion) and evaluates the scores made at the month
-# against them; churn_scores is left out so those scores stay the ones made before the
-# labels were known (re-scoring with a model trained on the same month would flatter it).
-labels_job = dg.define_asset_job(
-    LABELS_JOB,
-    selection=MONTH_ASSETS - dg.AssetSelection.assets(churn_scores, feature_drift),
-    description="A month whose labels landed late: its labels, training set, model, "
-    "promotion and the realized performance of the scores made before the labels.",
-)
-setup_job = dg.define_asset_job(
-    SETUP_JOB,
-    selection=dg.AssetSelection.assets(*SETUP_ASSETS),
-    description="What every month needs first: the Feast definitions applied.",
-)
-docs_job = dg.define_asset_job(
-    DOCS_JOB,
-    selection=dg.AssetSelection.assets(*DOCS_ASSETS),
-    description="The dbt docs with the live catalog, served by `streamflow docs`.",
-)
-
-
 def build_definitions(**resource_overrides) -> dg.Definitions:
     """The code location; tests override resources (e.g. a fresh database) by key."""
     resources = {**build_resources(), **resource_overrides}
@@ -89,10 +54,10 @@ def build_definitions(**resource_overrides) -> dg.Definitions:
             dbt_models,
             *FEATURE_ASSETS,
             *MODEL_ASSETS,
-            *DOCS_ASSETS,
+            dbt_docs,
             *MONITOR_ASSETS,
         ],
-        jobs=[setup_job, monthly_job, labels_job, docs_job, freshness_alert_job],
+        jobs=JOBS,
         sensors=[
             build_landing_sensor(resources["landing"].folder, [monthly_job, labels_job]),
             alert_sensor,

@@ -13,7 +13,6 @@ from psycopg.types.json import Jsonb
 
 from .model import Alert
 
-OPS_SCHEMA = "ops"
 # A sink down for longer than this many ticks is not coming back by retrying; the row
 # stays `failed` with its error for a person to see.
 MAX_DELIVERY_ATTEMPTS = 5

@@ -112,9 +112,10 @@ def demo_data(users: int, months: int, seed: int, start: str, out: Path | None) 
 def _materialize(months_window: str | None, *, home_label: str) -> int:
     import dagster as dg
 
+    from ..landing.months import landed_months
     from ..platform.db import warehouse_url
     from ..platform.instance import ensure_dagster_home
-    from .runner import landed_months, run_months, run_setup, select_months
+    from .runner import run_months, run_setup, select_months
     from .summary import model_summary, month_counts, render
 
     settings = load_settings()
@@ -136,7 +137,8 @@ def _materialize(months_window: str | None, *, home_label: str) -> int:
     )
     url = warehouse_url(settings)
     ensure_dagster_home(settings)
-    from ..definitions import MONTHLY_JOB, SETUP_JOB, defs
+    from ..definitions import defs
+    from ..defs.jobs import MONTHLY_JOB, SETUP_JOB
 
     with dg.DagsterInstance.get() as instance:
         log_file = settings.logs_dir / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
@@ -187,7 +189,7 @@ def run(months_window: str | None) -> None:
 @click.option("--seed", default=42, show_default=True)
 def demo(users: int, months: int, seed: int) -> None:
     """The main job: demo data if none landed, then every month through the graph."""
-    from .runner import landed_months
+    from ..landing.months import landed_months
 
     settings = load_settings()
     if not landed_months(settings.landing_dir):
@@ -269,7 +271,8 @@ def _generate_docs(settings) -> None:
     click.echo("Generating the dbt docs against the live warehouse ...")
     warehouse_url(settings)  # starts the embedded server when it is the one in use
     ensure_dagster_home(settings)
-    from ..definitions import DOCS_JOB, defs
+    from ..definitions import defs
+    from ..defs.jobs import DOCS_JOB
 
     log_file = settings.logs_dir / f"docs-{time.strftime('%Y%m%d-%H%M%S')}.log"
     with dg.DagsterInstance.get() as instance:

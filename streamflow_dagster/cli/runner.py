@@ -15,7 +15,7 @@ from pathlib import Path
 import dagster as dg
 
 from ..defs.partitions import AS_OF_PARTITIONS
-from ..lib.as_of import months_window, validate_as_of
+from ..lib.as_of import months_window
 from .errors import CheckFailure, MonthReport, month_report
 
 
@@ -28,21 +28,6 @@ class MonthRun:
     failures: list[str]
     failed_checks: list[str]
     notes: list[str] = field(default_factory=list)  # e.g. no model: labels not landed yet
-
-
-def landed_months(landing_dir: Path) -> list[str]:
-    """Month folders of the landing folder whose name is a month-end AS_OF, oldest first."""
-    if not landing_dir.is_dir():
-        return []
-    months = []
-    for child in sorted(landing_dir.iterdir()):
-        if child.is_dir():
-            try:
-                validate_as_of(child.name)
-            except ValueError:
-                continue
-            months.append(child.name)
-    return months
 
 
 def select_months(months: list[str], window: str | None) -> list[str]:

@@ -13,7 +13,6 @@ from .dbt import DBT_EXECUTABLE
 from .resources import WarehouseResource
 
 DOCS_GROUP = "docs"
-DOCS_JOB = "streamflow_docs"
 # `streamflow docs` serves the folder here by default (dbt's own docs port is 8080, which
 # the Dagster UI's neighbours often take).
 DOCS_PORT = 8580

@@ -8,7 +8,7 @@ from ..features.consistency import check_online_matches_offline
 from ..features.online import materialize_month, online_month
 from ..features.registry import apply_repo, repo_code_version
 from ..features.specs import online_views, service_views
-from ..features.store import FEATURE_SERVICE, REGISTRY_SCHEMA, feature_store
+from ..features.store import REGISTRY_SCHEMA
 from ..features.training_table import (
     TRAINING_SET_TABLE,
     labels_not_landed_message,
@@ -16,7 +16,7 @@ from ..features.training_table import (
 )
 from ..platform.settings import FEATURE_REPO_DIR
 from .partitions import AS_OF_PARTITIONS, validate_as_of
-from .resources import WarehouseResource
+from .resources import FeastResource, WarehouseResource
 
 FEATURES_GROUP = "features"
 FEATURE_MARTS = [
@@ -36,16 +36,6 @@ LABELS_LANDED = "labels_landed"
 # Users compared online vs offline after each write: every user goes through the same SQL, so
 # a wrong encoding or month shows in any sample; 100 keeps the check near a second at 1M users.
 CONSISTENCY_SAMPLE_USERS = 100
-
-
-class FeastResource(dg.ConfigurableResource):
-    """The Feast repository (feature_repo/), bound to the warehouse database at run time."""
-
-    repo_path: str = str(FEATURE_REPO_DIR)
-    feature_service: str = FEATURE_SERVICE
-
-    def store(self, database_url: str):  # -> feast.FeatureStore (imported on use)
-        return feature_store(database_url, Path(self.repo_path))
 
 
 @dg.asset(

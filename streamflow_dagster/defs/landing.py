@@ -5,13 +5,13 @@ import dagster as dg
 from ..landing.checks import (
     MAX_REJECT_RATE,
     MAX_ROW_COUNT_CHANGE,
-    CheckOutcome,
     reject_rate_check,
     row_count_change_check,
     schema_check,
 )
 from ..landing.contract import LANDING_TABLES, RAW_SCHEMA
 from ..landing.load import load_month, parse_month
+from .checks import to_check_result
 from .partitions import AS_OF_PARTITIONS, validate_as_of
 from .resources import LandingResource, WarehouseResource
 
@@ -63,17 +63,6 @@ CHECK_SPECS = [
 ]
 
 
-def _check_result(asset: str, name: str, outcome: CheckOutcome) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
-        asset_key=asset,
-        check_name=name,
-        passed=outcome.passed,
-        severity=dg.AssetCheckSeverity(outcome.severity),
-        description=outcome.description,
-        metadata=outcome.metadata,
-    )
-
-
 @dg.multi_asset(
     name="landing_ingestion",
     specs=RAW_SPECS,
@@ -116,16 +105,16 @@ def landing_ingestion(
                 "source_file": str(landing.folder / as_of / table.file),
             },
             check_results=[
-                _check_result(
-                    table.asset_name,
+                to_check_result(
                     REJECT_RATE_CHECK,
                     reject_rate_check(load, config.max_reject_rate),
+                    asset=table.asset_name,
                 ),
-                _check_result(
-                    table.asset_name,
+                to_check_result(
                     ROW_COUNT_CHANGE_CHECK,
                     row_count_change_check(load, config.max_row_count_change),
+                    asset=table.asset_name,
                 ),
-                _check_result(table.asset_name, SCHEMA_CHECK, schema_check(load)),
+                to_check_result(SCHEMA_CHECK, schema_check(load), asset=table.asset_name),
             ],
         )

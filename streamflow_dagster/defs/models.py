@@ -5,7 +5,6 @@ Dagster process loads these definitions, and those imports cost seconds.
 """
 
 import base64
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -19,18 +18,11 @@ from ..ml import code_version
 from ..ml.checks import AUC_FLOOR, AUC_FLOOR_CHECK, LOADS_BACK_CHECK, NOT_DEGENERATE_CHECK
 from ..ml.dataset import SEED
 from ..ml.promotion import MIN_AUC_GAIN
-from ..platform.mlflow_reach import require_reachable
-from ..platform.mlflow_store import (
-    EXPERIMENT_NAME,
-    MlflowStore,
-    activate,
-    ensure_experiment,
-    resolve_store,
-)
-from .features import FEATURE_MARTS, FeastResource, feast_registry
-from .mlflow_runs import end_if_left_running, end_orphaned_runs
+from .checks import to_check_result
+from .features import FEATURE_MARTS, feast_registry
+from .mlflow_runs import end_orphaned_runs
 from .partitions import AS_OF_PARTITIONS, validate_as_of
-from .resources import WarehouseResource
+from .resources import FeastResource, MlflowStoreResource, WarehouseResource
 
 MODELS_GROUP = "models"
 MODEL_CHECK_SPECS = [
@@ -53,74 +45,6 @@ MODEL_CHECK_SPECS = [
         description="The registered version loads from the registry and scores its input example.",
     ),
 ]
-
-
-class MlflowStoreResource(dg.ConfigurableResource):
-    """MLflow tracking and registry: database `mlflow` of the warehouse server by default."""
-
-    tracking_uri: str | None = None  # None: MLFLOW_TRACKING_URI, else the embedded default
-    artifact_root: str | None = None  # with tracking_uri: where a new experiment's files go
-
-    def store(self) -> MlflowStore:
-        if self.tracking_uri:
-            root = Path(self.artifact_root) if self.artifact_root else None
-            return MlflowStore(tracking_uri=self.tracking_uri, artifact_root=root)
-        return resolve_store()
-
-    def client(self, step: str, month: str | None = None):  # -> mlflow.tracking.MlflowClient
-        """A client on the store, with its tables and the experiment in place.
-
-        A store that does not answer fails `step` at once (MlflowUnreachable, with what to do).
-        """
-        from mlflow.tracking import MlflowClient
-
-        store = self.store()
-        require_reachable(store.tracking_uri, step=step, month=month)
-        activate(store)
-        return MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
-
-
-@dg.resource(
-    required_resource_keys={"mlflow_store"},
-    config_schema={"experiment_name": dg.Field(str, default_value=EXPERIMENT_NAME)},
-    description="dagster-mlflow's tracking resource on StreamFlow's MLflow store.",
-)
-def mlflow_tracking_resource(init_context: dg.InitResourceContext):
-    """dagster-mlflow's `mlflow_tracking`, pointed at the store `mlflow_store` resolves.
-
-    dagster-mlflow starts (or resumes) the MLflow run tagged with this Dagster run's id. Its
-    end-of-run hook only exists on jobs we define, so churn_model ends the run itself; a run
-    still active here was left by an earlier Dagster run in this process and is ended first,
-    so it never absorbs another month.
-    """
-    import mlflow
-    from dagster_mlflow import mlflow_tracking
-
-    from ..ml.run_hygiene import process_tags
-
-    # End a run left active by an earlier Dagster run in this process while the tracking URI
-    # still points at the store it belongs to (it may be another store than this run's).
-    stale = mlflow.active_run()
-    if stale is not None:
-        init_context.log.warning(f"Ending MLflow run {stale.info.run_id} left active earlier")
-        mlflow.end_run(status="KILLED")
-    store = init_context.resources.mlflow_store.store()
-    month = init_context.dagster_run.tags.get("dagster/partition")
-    require_reachable(store.tracking_uri, step="churn_model (its MLflow run)", month=month)
-    activate(store)
-    experiment = init_context.resource_config["experiment_name"]
-    ensure_experiment(store, experiment)  # created with its artifacts under the store's root
-    tracking = mlflow_tracking.resource_fn(
-        init_context.replace_config({"experiment_name": experiment})
-    )
-    tracker = next(tracking)
-    run_id = mlflow.active_run().info.run_id
-    mlflow.set_tags(process_tags())  # lets a later run tell if this process died with it
-    try:
-        yield tracker
-    finally:
-        next(tracking, None)  # dagster-mlflow's own teardown
-        end_if_left_running(init_context, store, run_id)
 
 
 class ChurnModelConfig(dg.Config):
@@ -226,16 +150,7 @@ def _model_result(as_of, month) -> dg.MaterializeResult:
             "roc": dg.MetadataValue.md(f"![ROC curve](data:image/png;base64,{roc})"),
             "failed_checks": ", ".join(month.failed_checks) or "none",
         },
-        check_results=[
-            dg.AssetCheckResult(
-                check_name=name,
-                passed=outcome.passed,
-                severity=dg.AssetCheckSeverity(outcome.severity),
-                description=outcome.description,
-                metadata=outcome.metadata,
-            )
-            for name, outcome in month.checks.items()
-        ],
+        check_results=[to_check_result(name, outcome) for name, outcome in month.checks.items()],
     )
 
 
@@ -342,11 +257,3 @@ def churn_scores(
 
 
 MODEL_ASSETS = [churn_model, production_model, churn_scores]
-# The model checks are check_specs of churn_model (evaluated in its step, where the model
-# is in memory), so there is no separate asset-check definition to register.
-MODEL_CHECKS: list[dg.AssetChecksDefinition] = []
-
-
-def model_resources() -> dict:
-    """The resources these assets need besides `warehouse` and `feast`."""
-    return {"mlflow_store": MlflowStoreResource(), "mlflow": mlflow_tracking_resource}

@@ -4,16 +4,19 @@ Both checks are non-blocking: drift and a weaker month are alerts for a person t
 not reasons to stop scoring (nothing downstream of the monitors would be protected anyway).
 """
 
+from dataclasses import replace
+
 import dagster as dg
 
 from ..monitoring.decisions import PREVIOUS_MONTH, PRODUCTION_MONTH
 from ..monitoring.drift import ERROR_PSI, NUMERIC_BINS, WARN_PSI
 from ..monitoring.performance import AUC_MARGIN_SE, MIN_AUC_MARGIN
 from ..platform.settings import load_settings
-from .features import FEATURE_MARTS, LABELS_MART, FeastResource, feast_registry
-from .models import MlflowStoreResource, churn_scores, production_model
+from .checks import to_check_result
+from .features import FEATURE_MARTS, LABELS_MART, feast_registry
+from .models import churn_scores, production_model
 from .partitions import AS_OF_PARTITIONS, validate_as_of
-from .resources import WarehouseResource
+from .resources import FeastResource, MlflowStoreResource, WarehouseResource
 
 MONITORING_GROUP = "monitoring"
 DRIFT_VS_PREVIOUS_CHECK = "drift_vs_previous_month"
@@ -119,16 +122,7 @@ def feature_drift(
         metadata=_drift_metadata(
             str(as_of), len(features), references, comparisons, notes, report, config
         ),
-        check_results=[
-            dg.AssetCheckResult(
-                check_name=check,
-                passed=outcome.passed,
-                severity=dg.AssetCheckSeverity(outcome.severity),
-                description=outcome.description,
-                metadata=outcome.metadata,
-            )
-            for check, outcome in outcomes.items()
-        ],
+        check_results=[to_check_result(check, outcome) for check, outcome in outcomes.items()],
     )
 
 
@@ -309,12 +303,16 @@ def realized_performance(
     return dg.MaterializeResult(
         metadata=metadata,
         check_results=[
-            dg.AssetCheckResult(
-                check_name=REALIZED_AUC_CHECK,
-                passed=outcome.passed,
-                severity=dg.AssetCheckSeverity(outcome.severity),
-                description=outcome.description + caveat,
-                metadata={**outcome.metadata, "scored_out_of_time": metadata["scored_out_of_time"]},
+            to_check_result(
+                REALIZED_AUC_CHECK,
+                replace(
+                    outcome,
+                    description=outcome.description + caveat,
+                    metadata={
+                        **outcome.metadata,
+                        "scored_out_of_time": metadata["scored_out_of_time"],
+                    },
+                ),
             )
         ],
     )

@@ -1,14 +1,32 @@
-"""Dagster resources: the warehouse PostgreSQL and the landing folder."""
+"""Every Dagster resource of the code location: the warehouse, the landing folder, Feast,
+MLflow (the store and dagster-mlflow's tracking resource) and where alerts go.
+
+`definitions.build_resources()` is the one place that picks their configuration.
+"""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import dagster as dg
 import psycopg
 
+from ..alerts import payload, sinks
+from ..alerts import store as alert_store
+from ..alerts.model import Alert
+from ..features.store import FEATURE_SERVICE, feature_store
 from ..platform.db import connection_env, warehouse_url
-from ..platform.settings import Settings, load_settings
+from ..platform.mlflow_reach import require_reachable
+from ..platform.mlflow_store import (
+    EXPERIMENT_NAME,
+    MlflowStore,
+    activate,
+    ensure_experiment,
+    resolve_store,
+)
+from ..platform.settings import DEFAULT_UI_URL, FEATURE_REPO_DIR, Settings, load_settings
+from .mlflow_runs import end_if_left_running
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -45,3 +63,121 @@ class LandingResource(dg.ConfigurableResource):
     @property
     def folder(self) -> Path:
         return Path(self.path)
+
+
+class FeastResource(dg.ConfigurableResource):
+    """The Feast repository (feature_repo/), bound to the warehouse database at run time."""
+
+    repo_path: str = str(FEATURE_REPO_DIR)
+    feature_service: str = FEATURE_SERVICE
+
+    def store(self, database_url: str):  # -> feast.FeatureStore (imported on use)
+        return feature_store(database_url, Path(self.repo_path))
+
+
+class MlflowStoreResource(dg.ConfigurableResource):
+    """MLflow tracking and registry: database `mlflow` of the warehouse server by default."""
+
+    tracking_uri: str | None = None  # None: MLFLOW_TRACKING_URI, else the embedded default
+    artifact_root: str | None = None  # with tracking_uri: where a new experiment's files go
+
+    def store(self) -> MlflowStore:
+        if self.tracking_uri:
+            root = Path(self.artifact_root) if self.artifact_root else None
+            return MlflowStore(tracking_uri=self.tracking_uri, artifact_root=root)
+        return resolve_store()
+
+    def client(self, step: str, month: str | None = None):  # -> mlflow.tracking.MlflowClient
+        """A client on the store, with its tables and the experiment in place.
+
+        A store that does not answer fails `step` at once (MlflowUnreachable, with what to do).
+        """
+        from mlflow.tracking import MlflowClient
+
+        store = self.store()
+        require_reachable(store.tracking_uri, step=step, month=month)
+        activate(store)
+        return MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
+
+
+@dg.resource(
+    required_resource_keys={"mlflow_store"},
+    config_schema={"experiment_name": dg.Field(str, default_value=EXPERIMENT_NAME)},
+    description="dagster-mlflow's tracking resource on StreamFlow's MLflow store.",
+)
+def mlflow_tracking_resource(init_context: dg.InitResourceContext):
+    """dagster-mlflow's `mlflow_tracking`, pointed at the store `mlflow_store` resolves.
+
+    dagster-mlflow starts (or resumes) the MLflow run tagged with this Dagster run's id. Its
+    end-of-run hook only exists on jobs we define, so churn_model ends the run itself; a run
+    still active here was left by an earlier Dagster run in this process and is ended first,
+    so it never absorbs another month.
+    """
+    import mlflow
+    from dagster_mlflow import mlflow_tracking
+
+    from ..ml.run_hygiene import process_tags
+
+    # End a run left active by an earlier Dagster run in this process while the tracking URI
+    # still points at the store it belongs to (it may be another store than this run's).
+    stale = mlflow.active_run()
+    if stale is not None:
+        init_context.log.warning(f"Ending MLflow run {stale.info.run_id} left active earlier")
+        mlflow.end_run(status="KILLED")
+    store = init_context.resources.mlflow_store.store()
+    month = init_context.dagster_run.tags.get("dagster/partition")
+    require_reachable(store.tracking_uri, step="churn_model (its MLflow run)", month=month)
+    activate(store)
+    experiment = init_context.resource_config["experiment_name"]
+    ensure_experiment(store, experiment)  # created with its artifacts under the store's root
+    tracking = mlflow_tracking.resource_fn(
+        init_context.replace_config({"experiment_name": experiment})
+    )
+    tracker = next(tracking)
+    run_id = mlflow.active_run().info.run_id
+    mlflow.set_tags(process_tags())  # lets a later run tell if this process died with it
+    try:
+        yield tracker
+    finally:
+        next(tracking, None)  # dagster-mlflow's own teardown
+        end_if_left_running(init_context, store, run_id)
+
+
+def model_resources() -> dict:
+    """The resources the model assets need besides `warehouse` and `feast`."""
+    return {"mlflow_store": MlflowStoreResource(), "mlflow": mlflow_tracking_resource}
+
+
+class AlertsResource(dg.ConfigurableResource):
+    """Where alerts go: always ops.alerts and the Dagster log; a webhook and Slack when set."""
+
+    ui_url: str = DEFAULT_UI_URL  # alerts link to <ui_url>/runs/<run_id>
+    webhook_url: str | None = None  # dg.EnvVar("STREAMFLOW_ALERT_WEBHOOK_URL") when set
+    slack_token: str | None = None  # dg.EnvVar("STREAMFLOW_SLACK_TOKEN") when set
+    slack_channel: str | None = None
+
+    def senders(self) -> dict[str, sinks.Sender]:
+        senders: dict[str, sinks.Sender] = {}
+        if self.webhook_url:
+            senders[sinks.WEBHOOK] = partial(sinks.post_webhook, self.webhook_url)
+        if self.slack_token and self.slack_channel:
+            from dagster_slack import SlackResource
+
+            client = SlackResource(token=self.slack_token).get_client()
+            senders[sinks.SLACK] = partial(sinks.post_slack, client, self.slack_channel)
+        return senders
+
+    def publish(
+        self, warehouse: WarehouseResource, alerts: list[Alert], log
+    ) -> tuple[list[Alert], int, int]:
+        """Record new alerts (the table first), log them, then deliver what is queued.
+
+        Returns (new alerts, deliveries sent, deliveries failed); failed ones are retried.
+        """
+        senders = self.senders()
+        with warehouse.connect() as conn:
+            new = alert_store.record(conn, alerts, list(senders))
+            for alert in new:
+                (log.error if alert.severity == "ERROR" else log.warning)(payload.text(alert))
+            sent, failed = sinks.deliver(conn, senders, log.warning)
+        return new, sent, failed

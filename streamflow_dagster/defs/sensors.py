@@ -2,40 +2,19 @@
 failed checks and runs become alerts."""
 
 import json
-from functools import partial
 from pathlib import Path
 
 import dagster as dg
 
-from ..alerts import payload, sinks, store
 from ..alerts.model import Alert, check_alert, dump_cursor, parse_cursor, run_failure_alert
-from ..cli.runner import landed_months
-from ..landing.contract import LANDING_TABLES
-from ..platform.settings import DEFAULT_UI_URL
+from ..landing.months import LABELS_FILE, complete_months, has_labels
+from .jobs import LABELS_JOB, MONTHLY_JOB
 from .partitions import AS_OF_PARTITIONS
-from .resources import WarehouseResource
-
-MONTHLY_JOB = "streamflow_monthly"
-LABELS_JOB = "streamflow_labels"
-REQUIRED_FILES = tuple(t.file for t in LANDING_TABLES if t.required)
-LABELS_FILE = next(t.file for t in LANDING_TABLES if t.name == "labels")
-
-
-def complete_months(landing_dir: Path) -> list[str]:
-    """Landed months whose required files are all there (labels may come later)."""
-    return [
-        month
-        for month in landed_months(landing_dir)
-        if all((landing_dir / month / name).is_file() for name in REQUIRED_FILES)
-    ]
+from .resources import AlertsResource, WarehouseResource
 
 
 def new_months(landing_dir: Path, known: set[str]) -> list[str]:
     return [m for m in complete_months(landing_dir) if m not in known]
-
-
-def has_labels(landing_dir: Path, month: str) -> bool:
-    return (landing_dir / month / LABELS_FILE).is_file()
 
 
 def build_landing_sensor(landing_dir: Path, jobs: list) -> dg.SensorDefinition:
@@ -90,41 +69,6 @@ def build_landing_sensor(landing_dir: Path, jobs: list) -> dg.SensorDefinition:
 
 
 # -- alerts ----------------------------------------------------------------------------
-class AlertsResource(dg.ConfigurableResource):
-    """Where alerts go: always ops.alerts and the Dagster log; a webhook and Slack when set."""
-
-    ui_url: str = DEFAULT_UI_URL  # alerts link to <ui_url>/runs/<run_id>
-    webhook_url: str | None = None  # dg.EnvVar("STREAMFLOW_ALERT_WEBHOOK_URL") when set
-    slack_token: str | None = None  # dg.EnvVar("STREAMFLOW_SLACK_TOKEN") when set
-    slack_channel: str | None = None
-
-    def senders(self) -> dict[str, sinks.Sender]:
-        senders: dict[str, sinks.Sender] = {}
-        if self.webhook_url:
-            senders[sinks.WEBHOOK] = partial(sinks.post_webhook, self.webhook_url)
-        if self.slack_token and self.slack_channel:
-            from dagster_slack import SlackResource
-
-            client = SlackResource(token=self.slack_token).get_client()
-            senders[sinks.SLACK] = partial(sinks.post_slack, client, self.slack_channel)
-        return senders
-
-    def publish(
-        self, warehouse: WarehouseResource, alerts: list[Alert], log
-    ) -> tuple[list[Alert], int, int]:
-        """Record new alerts (the table first), log them, then deliver what is queued.
-
-        Returns (new alerts, deliveries sent, deliveries failed); failed ones are retried.
-        """
-        senders = self.senders()
-        with warehouse.connect() as conn:
-            new = store.record(conn, alerts, list(senders))
-            for alert in new:
-                (log.error if alert.severity == "ERROR" else log.warning)(payload.text(alert))
-            sent, failed = sinks.deliver(conn, senders, log.warning)
-        return new, sent, failed
-
-
 # Run ends whose check evaluations are read; only RUN_FAILURE is itself an alert.
 RUN_END_EVENTS = {
     "success": dg.DagsterEventType.RUN_SUCCESS,

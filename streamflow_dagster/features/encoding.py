@@ -19,6 +19,8 @@ import struct
 
 from psycopg import sql
 
+# The entity key format the SQL below builds; feature_store.yaml must ask Feast for the same
+# (`check_entity_key_version`), or the online rows we write are keys Feast never looks up.
 ENTITY_KEY_VERSION = 3
 VALUE_TYPE_STRING = 2  # feast.types.ValueType.STRING, as written in a serialized entity key
 
@@ -33,6 +35,18 @@ BOOL_TAG = b"\x38"  # bool_val = 7, varint
 # switches to an exponent at 1e15; values in between are re-printed through numeric.
 PG_EXPONENT_FROM = 1e15
 PYTHON_EXPONENT_FROM = 1e16
+
+
+def check_entity_key_version(configured: int, config_file: str) -> None:
+    """Stop before any online read or write when Feast is set to another entity key format."""
+    if configured != ENTITY_KEY_VERSION:
+        raise ValueError(
+            f"{config_file}: entity_key_serialization_version is {configured!r}, but StreamFlow's "
+            f"online write and read build version {ENTITY_KEY_VERSION} keys "
+            "(streamflow_dagster/features/encoding.py), so Feast and StreamFlow would not find "
+            f"each other's rows. Set entity_key_serialization_version: {ENTITY_KEY_VERSION} in "
+            "that file, or port features/encoding.py to the new format first."
+        )
 
 
 def entity_key_prefix(join_key: str) -> bytes:

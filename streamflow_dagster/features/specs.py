@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from psycopg import sql
 
+from .encoding import check_entity_key_version
 from .store import feature_service
 
 if TYPE_CHECKING:
@@ -66,14 +68,22 @@ def view_spec(store: FeatureStore, view: FeatureView, fields=None) -> ViewSpec:
     )
 
 
+def check_key_format(store: FeatureStore) -> None:
+    """The store's entity key format is the one the SQL paths (features/encoding.py) build."""
+    config_file = Path(store.repo_path) / "feature_store.yaml"
+    check_entity_key_version(store.config.entity_key_serialization_version, str(config_file))
+
+
 def online_views(store: FeatureStore) -> list[ViewSpec]:
     """Every online feature view of the project, all its features (what materialize writes)."""
+    check_key_format(store)
     views = store.list_feature_views(allow_cache=False)
     return [view_spec(store, view) for view in sorted(views, key=lambda v: v.name) if view.online]
 
 
 def service_views(store: FeatureStore, service_name: str) -> list[ViewSpec]:
     """The views of a feature service, each with the features the service selects, in order."""
+    check_key_format(store)
     service = feature_service(store, service_name)
     return [
         view_spec(store, store.get_feature_view(projection.name), projection.features)

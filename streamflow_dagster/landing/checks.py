@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
+from ..lib.checks import CheckOutcome
 from .load import TableLoad
 
 # A systematic export fault (a renamed column, a new code) rejects most rows; a few bad
@@ -13,14 +12,6 @@ MAX_REJECT_RATE = 0.02
 # Monthly churn (~5-8%) and sign-ups move a table by well under 15% a month; a 25% swing
 # means a partial or doubled export, worth a person's look but not a stop.
 MAX_ROW_COUNT_CHANGE = 0.25
-
-
-@dataclass(frozen=True)
-class CheckOutcome:
-    passed: bool
-    severity: str  # "ERROR" or "WARN": what a failure means
-    description: str
-    metadata: dict = field(default_factory=dict)
 
 
 def reject_rate_check(load: TableLoad, max_rate: float = MAX_REJECT_RATE) -> CheckOutcome:

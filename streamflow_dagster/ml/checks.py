@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..landing.checks import CheckOutcome
+from ..lib.checks import CheckOutcome
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from ..landing.checks import CheckOutcome
+from ..lib.checks import CheckOutcome
 from .checks import (
     AUC_FLOOR,
     AUC_FLOOR_CHECK,

@@ -68,6 +68,6 @@ def load_model_dir(model_dir: Path):
         raise UntrustedModelError(
             f"{path} needs types outside the declared allow-list: {extra}. If they come from "
             "a new scikit-learn version, review them and add them to "
-            "streamflow_dagster/models/serialization.py TRUSTED_TYPES."
+            "streamflow_dagster/ml/serialization.py TRUSTED_TYPES."
         )
     return skops.io.load(path, trusted=list(TRUSTED_TYPES))

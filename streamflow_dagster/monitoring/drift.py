@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..landing.checks import CheckOutcome
+from ..lib.checks import CheckOutcome
 
 # Quantile bins of a numeric feature: deciles, the convention the PSI thresholds below were
 # calibrated with. Tied values (counts such as failed_payments_90d, mostly 0) merge bins.

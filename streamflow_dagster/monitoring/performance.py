@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..landing.checks import CheckOutcome
+from ..lib.checks import CheckOutcome
 
 # The share of users a retention campaign contacts: the highest-scored 10%.
 TOP_SHARE = 0.1

@@ -9,12 +9,15 @@ from pathlib import Path
 from .settings import Settings
 
 # Two runs at a time fit two cores; pools serialise what must not overlap (dbt builds).
+# dagster.yaml cannot name a pool's own limit (the UI or `dagster instance concurrency set`
+# can): `default_limit` is the limit of every pool, and the one pool is dbt_warehouse.
 DAGSTER_YAML = """\
 # Written by streamflow; edit freely, it is not overwritten once present.
 concurrency:
   runs:
     max_concurrent_runs: 2
   pools:
+    # Every pool's limit; the only pool is dbt_warehouse (dbt builds, one at a time).
     default_limit: 1
 telemetry:
   enabled: false

@@ -21,10 +21,6 @@ from .split import CHALLENGER, PRODUCTION
 log = logging.getLogger("streamflow.serve")
 
 
-class RegistryUnavailable(RuntimeError):
-    """The model registry could not be asked which version an alias names."""
-
-
 @dataclass(frozen=True)
 class LoadedModel:
     alias: str

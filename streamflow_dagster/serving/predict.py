@@ -1,6 +1,6 @@
 """From online feature values to the model's answer (no FastAPI, no database).
 
-The reference is the model's own `predict_proba` on the frame `models.dataset.model_input`
+The reference is the model's own `predict_proba` on the frame `ml.dataset.model_input`
 builds, the function training and batch scoring use. A model whose shape `compiled` knows is
 evaluated by the compiled path instead, but only after it gave bit-identical probabilities on
 the version's holdout rows and on edge rows (every feature unset in turn, an unknown

@@ -8,8 +8,8 @@ labels as (
 )
 
 select
-    user_id::text as user_id,
-    as_of::date as as_of,
-    churn_label::boolean as churn_label
+    user_id,
+    as_of,
+    churn_label
 
 from labels

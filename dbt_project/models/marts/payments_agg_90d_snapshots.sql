@@ -8,8 +8,8 @@ payments as (
 )
 
 select
-    user_id::text as user_id,
-    as_of::date as as_of,
-    failed_payments_90d::bigint as failed_payments_90d
+    user_id,
+    as_of,
+    failed_payments_90d
 
 from payments

@@ -46,25 +46,4 @@ profile as (
 
 )
 
-select
-    user_id::text as user_id,
-    as_of::date as as_of,
-    signup_date::date as signup_date,
-    user_gender::text as user_gender,
-    user_is_senior::boolean as user_is_senior,
-    has_family::boolean as has_family,
-    has_dependents::boolean as has_dependents,
-    months_active::bigint as months_active,
-    contract_type::text as contract_type,
-    paperless_billing::boolean as paperless_billing,
-    monthly_fee::double precision as monthly_fee,
-    total_paid::double precision as total_paid,
-    net_service::text as net_service,
-    plan_stream_tv::boolean as plan_stream_tv,
-    plan_stream_movies::boolean as plan_stream_movies,
-    add_on_security::boolean as add_on_security,
-    add_on_backup::boolean as add_on_backup,
-    add_on_device_protect::boolean as add_on_device_protect,
-    add_on_support::boolean as add_on_support
-
-from profile
+select * from profile

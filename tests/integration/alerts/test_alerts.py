@@ -12,10 +12,10 @@ import psycopg
 import pytest
 
 from streamflow_dagster.definitions import build_definitions
+from streamflow_dagster.defs.jobs import FRESHNESS_JOB
 from streamflow_dagster.defs.landing import landing_ingestion
-from streamflow_dagster.defs.resources import LandingResource, WarehouseResource
-from streamflow_dagster.defs.schedules import FRESHNESS_JOB, FRESHNESS_SCHEDULE
-from streamflow_dagster.defs.sensors import AlertsResource
+from streamflow_dagster.defs.resources import AlertsResource, LandingResource, WarehouseResource
+from streamflow_dagster.defs.schedules import FRESHNESS_SCHEDULE
 from tests.integration.helpers import write_month
 from tests.integration.landing.test_ingestion import clean_month, subs
 

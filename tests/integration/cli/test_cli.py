@@ -6,6 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from streamflow_dagster.cli.main import main
+from streamflow_dagster.landing.contract import LANDING_TABLES
 
 pytestmark = pytest.mark.integration
 
@@ -68,8 +69,14 @@ def test_demo_data_is_deterministic(tmp_path):
             str(tmp_path / out),
         )
         assert result.exit_code == 0 and "Wrote 2 month(s)" in result.output
-    for path in (tmp_path / "a").rglob("*.csv"):
-        assert path.read_bytes() == (tmp_path / "b" / path.relative_to(tmp_path / "a")).read_bytes()
+    files = {
+        out: sorted(p.relative_to(tmp_path / out) for p in (tmp_path / out).rglob("*.csv"))
+        for out in ("a", "b")
+    }
+    # Two months of every landing file; an empty comparison would pass whatever was written.
+    assert len(files["a"]) == 2 * len(LANDING_TABLES) and files["a"] == files["b"]
+    for path in files["a"]:
+        assert (tmp_path / "a" / path).read_bytes() == (tmp_path / "b" / path).read_bytes()
 
 
 def test_run_without_landing_data_says_what_to_do(cli_env):

@@ -12,9 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 from streamflow_dagster.cli.main import docs_server, main
-from streamflow_dagster.definitions import DOCS_JOB, MONTHLY_JOB, defs
+from streamflow_dagster.definitions import defs
 from streamflow_dagster.defs.dbt import dbt_models
 from streamflow_dagster.defs.docs import DOCS_PORT, DOCS_URL, dbt_docs, dbt_project_hash
+from streamflow_dagster.defs.jobs import DOCS_JOB, MONTHLY_JOB
 from streamflow_dagster.defs.landing import landing_ingestion
 from streamflow_dagster.defs.resources import LandingResource, WarehouseResource
 from streamflow_dagster.platform.settings import DBT_PROJECT_DIR

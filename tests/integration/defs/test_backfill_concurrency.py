@@ -19,7 +19,8 @@ import pytest
 
 from streamflow_dagster.cli.runner import run_months, run_setup
 from streamflow_dagster.cli.summary import MART_TABLES
-from streamflow_dagster.definitions import MONTHLY_JOB, SETUP_JOB, build_definitions
+from streamflow_dagster.definitions import build_definitions
+from streamflow_dagster.defs.jobs import MONTHLY_JOB, SETUP_JOB
 from streamflow_dagster.defs.resources import LandingResource, WarehouseResource
 from streamflow_dagster.landing.demo_data import generate_landing
 from streamflow_dagster.platform.db import ensure_database

@@ -11,8 +11,9 @@ import pytest
 
 from streamflow_dagster.cli.runner import run_months, run_setup
 from streamflow_dagster.cli.summary import MART_TABLES
-from streamflow_dagster.definitions import MONTHLY_JOB, SETUP_JOB, build_definitions, defs
+from streamflow_dagster.definitions import build_definitions, defs
 from streamflow_dagster.defs.dbt import DBT_EXECUTABLE, DBT_PROJECT
+from streamflow_dagster.defs.jobs import MONTHLY_JOB, SETUP_JOB
 from streamflow_dagster.defs.resources import LandingResource, WarehouseResource
 from streamflow_dagster.landing.demo_data import generate_landing
 from streamflow_dagster.lib.dbt_args import unit_test_invocations
@@ -54,6 +55,11 @@ def test_definitions_load_with_lineage_from_raw_to_marts():
     assert {k.to_user_string() for k in graph.get(dg.AssetKey("stg_users")).parent_keys} == {
         "raw_users"
     }
+    # The README's claim: every asset is per month except these three.
+    unpartitioned = {
+        k.to_user_string() for k in graph.get_all_asset_keys() if not graph.get(k).is_partitioned
+    }
+    assert unpartitioned == {"feast_registry", "production_model", "dbt_docs"}
 
 
 def test_two_months_end_to_end_and_idempotent_rerun(graph):

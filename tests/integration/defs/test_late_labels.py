@@ -7,7 +7,8 @@ import psycopg
 import pytest
 
 from streamflow_dagster.cli.runner import run_months, run_setup
-from streamflow_dagster.definitions import LABELS_JOB, MONTHLY_JOB, SETUP_JOB, build_definitions
+from streamflow_dagster.definitions import build_definitions
+from streamflow_dagster.defs.jobs import LABELS_JOB, MONTHLY_JOB, SETUP_JOB
 from streamflow_dagster.defs.resources import LandingResource
 from streamflow_dagster.landing.demo_data import generate_landing
 from tests.integration.helpers import table_checksum

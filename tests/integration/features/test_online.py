@@ -11,11 +11,10 @@ import pytest
 
 from streamflow_dagster.defs.features import (
     ONLINE_CONSISTENCY_CHECK,
-    FeastResource,
     feast_registry,
     online_features,
 )
-from streamflow_dagster.defs.resources import WarehouseResource
+from streamflow_dagster.defs.resources import FeastResource, WarehouseResource
 from streamflow_dagster.features.online import materialize_month, online_month
 from streamflow_dagster.features.registry import apply_repo
 from streamflow_dagster.features.specs import online_views

@@ -13,11 +13,10 @@ from streamflow_dagster.definitions import defs
 from streamflow_dagster.defs.features import (
     LABELS_LANDED,
     LABELS_LANDED_CHECK,
-    FeastResource,
     feast_registry,
     training_set,
 )
-from streamflow_dagster.defs.resources import WarehouseResource
+from streamflow_dagster.defs.resources import FeastResource, WarehouseResource
 from streamflow_dagster.features.registry import apply_repo
 from streamflow_dagster.features.specs import service_views
 from streamflow_dagster.features.store import FEATURE_SERVICE, feature_names, feature_store

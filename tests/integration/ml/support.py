@@ -84,9 +84,12 @@ def training_frame(month_folder: Path) -> pd.DataFrame:
 
 def model_asset_resources(database_url: str, store: MlflowStore) -> dict:
     """The resources the feature and model assets need, on a test database and MLflow store."""
-    from streamflow_dagster.defs.features import FeastResource
-    from streamflow_dagster.defs.models import MlflowStoreResource, mlflow_tracking_resource
-    from streamflow_dagster.defs.resources import WarehouseResource
+    from streamflow_dagster.defs.resources import (
+        FeastResource,
+        MlflowStoreResource,
+        WarehouseResource,
+        mlflow_tracking_resource,
+    )
 
     return {
         "warehouse": WarehouseResource(database_url=database_url),

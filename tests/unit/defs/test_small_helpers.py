@@ -1,9 +1,11 @@
 import json
 
+import dagster as dg
 import pytest
 
-from streamflow_dagster.cli.runner import landed_months, select_months
-from streamflow_dagster.defs.partitions import validate_as_of
+from streamflow_dagster.cli.runner import select_months
+from streamflow_dagster.defs.checks import to_check_result
+from streamflow_dagster.lib.checks import CheckOutcome
 from streamflow_dagster.lib.dbt_args import build_args
 
 
@@ -15,23 +17,24 @@ def test_build_args_scopes_dbt_to_the_month():
     assert args[args.index("--exclude") + 1] == "test_type:unit"
 
 
-@pytest.mark.parametrize("key", ["2024-02-28", "2024-13-31", "January", "2024-01-30"])
-def test_as_of_must_be_a_month_end(key):
-    with pytest.raises(ValueError, match="AS_OF"):
-        validate_as_of(key)
-
-
-def test_leap_month_end_is_valid():
-    assert str(validate_as_of("2024-02-29")) == "2024-02-29"
-
-
-def test_landed_months_and_windows(tmp_path):
-    for name in ["2024-01-31", "2024-02-29", "2024-03-31", "notes", "2024-02-15"]:
-        (tmp_path / name).mkdir()
-    months = landed_months(tmp_path)
-    assert months == ["2024-01-31", "2024-02-29", "2024-03-31"]
+def test_select_months_windows():
+    months = ["2024-01-31", "2024-02-29", "2024-03-31"]
     assert select_months(months, "2024-02-29..") == ["2024-02-29", "2024-03-31"]
     assert select_months(months, "..2024-01-31") == ["2024-01-31"]
     assert select_months(months, "2024-03-31") == ["2024-03-31"]
     with pytest.raises(ValueError, match="no landed month"):
         select_months(months, "2025-01-31..2025-02-28")
+
+
+def test_to_check_result_carries_the_whole_outcome():
+    outcome = CheckOutcome(False, "WARN", "12 rows vs 10 (+20.0%)", {"rows_loaded": 12})
+    result = to_check_result("row_count_change", outcome, asset="raw_users")
+    assert result.asset_key == dg.AssetKey("raw_users")
+    assert result.check_name == "row_count_change"
+    assert result.passed is False
+    assert result.severity == dg.AssetCheckSeverity.WARN
+    assert result.description == "12 rows vs 10 (+20.0%)"
+    assert result.metadata == {"rows_loaded": dg.IntMetadataValue(12)}
+    # Without an asset the check belongs to the asset whose step returns it.
+    error = to_check_result("auc_above_floor", CheckOutcome(True, "ERROR", "ok"))
+    assert error.asset_key is None and error.severity == dg.AssetCheckSeverity.ERROR

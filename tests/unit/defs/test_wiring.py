@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import dagster as dg
 
-from streamflow_dagster.defs.features import FEATURE_ASSETS, FeastResource
-from streamflow_dagster.defs.models import MODEL_ASSETS, MODEL_CHECK_SPECS, model_resources
-from streamflow_dagster.defs.resources import WarehouseResource
+from streamflow_dagster.defs.features import FEATURE_ASSETS
+from streamflow_dagster.defs.models import MODEL_ASSETS, MODEL_CHECK_SPECS
+from streamflow_dagster.defs.resources import FeastResource, WarehouseResource, model_resources
 from streamflow_dagster.platform.mlflow_store import backend_store_uri, redacted, sqlalchemy_uri
 
 

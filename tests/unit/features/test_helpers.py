@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import shutil
 
-from streamflow_dagster.features.encoding import entity_key_prefix
+import pytest
+import yaml
+
+from streamflow_dagster.features.encoding import (
+    ENTITY_KEY_VERSION,
+    check_entity_key_version,
+    entity_key_prefix,
+)
 from streamflow_dagster.features.registry import repo_code_version
 from streamflow_dagster.features.store import feast_env
 from streamflow_dagster.platform.settings import FEATURE_REPO_DIR
@@ -43,6 +50,36 @@ def test_entity_key_prefix_is_feasts_v3_serialization():
     from feast.protos.feast.types.Value_pb2 import Value
 
     key = EntityKey(join_keys=["user_id"], entity_values=[Value(string_val="u0000042")])
-    serialized = serialize_entity_key(key, entity_key_serialization_version=3)
+    serialized = serialize_entity_key(key, entity_key_serialization_version=ENTITY_KEY_VERSION)
     prefix = entity_key_prefix("user_id")
     assert serialized == prefix + len(b"u0000042").to_bytes(4, "little") + b"u0000042"
+
+
+def test_feature_store_yaml_asks_feast_for_the_key_format_the_sql_builds():
+    config = yaml.safe_load((FEATURE_REPO_DIR / "feature_store.yaml").read_text())
+    assert config["entity_key_serialization_version"] == ENTITY_KEY_VERSION
+    check_entity_key_version(config["entity_key_serialization_version"], "feature_store.yaml")
+
+
+def test_another_key_format_stops_the_online_paths_with_the_file_and_the_fix(tmp_path):
+    from feast import FeatureStore, RepoConfig
+
+    from streamflow_dagster.features.specs import online_views, service_views
+
+    config = RepoConfig(
+        project="keys",
+        provider="local",
+        registry=str(tmp_path / "registry.db"),
+        online_store={"type": "sqlite", "path": str(tmp_path / "online.db")},
+        entity_key_serialization_version=ENTITY_KEY_VERSION + 1,
+        repo_path=tmp_path,
+    )
+    store = FeatureStore(config=config, repo_path=str(tmp_path))
+    expected = (
+        f"feature_store.yaml: entity_key_serialization_version is {ENTITY_KEY_VERSION + 1}, "
+        f".*Set entity_key_serialization_version: {ENTITY_KEY_VERSION}"
+    )
+    with pytest.raises(ValueError, match=expected):
+        online_views(store)  # the online write's entry
+    with pytest.raises(ValueError, match=expected):
+        service_views(store, "churn_v1")  # training's and serving's entry

@@ -8,8 +8,8 @@ from datetime import date, timedelta
 import pytest
 import yaml
 
-from streamflow_dagster.defs.partitions import month_end
 from streamflow_dagster.features.registry import _inside_repo
+from streamflow_dagster.lib.as_of import month_end
 from streamflow_dagster.platform.settings import FEATURE_REPO_DIR
 
 DESIGN_FEATURES = {

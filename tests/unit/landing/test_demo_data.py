@@ -163,7 +163,9 @@ def test_categories_money_and_ticket_hours(small_landing: Path) -> None:
 
 def test_churned_users_leave_and_survivors_age(small_landing: Path) -> None:
     months = [read_month(m).set_index("user_id") for m in month_dirs(small_landing)]
-    for this, following in zip(months, months[1:], strict=False):
+    pairs = list(zip(months, months[1:], strict=False))
+    assert len(pairs) == 2  # the fixture's 3 months: a loop over nothing would prove nothing
+    for this, following in pairs:
         stayed = this.index[~this["churn_label"]]
         churned = this.index[this["churn_label"]]
         assert set(following.index) & set(this.index) == set(stayed)
@@ -175,7 +177,9 @@ def test_churned_users_leave_and_survivors_age(small_landing: Path) -> None:
 
 def test_new_users_signed_up_this_month_and_paid_nothing_yet(small_landing: Path) -> None:
     previous_ids: set[str] = set()
-    for index, month in enumerate(month_dirs(small_landing)):
+    months = month_dirs(small_landing)
+    assert len(months) == 3
+    for index, month in enumerate(months):
         subscriptions = read_text(month, "subscriptions.csv").set_index("user_id")
         users = read_text(month, "users.csv").set_index("user_id")
         new = subscriptions["months_active"] == "0"

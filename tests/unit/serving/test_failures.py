@@ -57,6 +57,7 @@ def api(make_reader, database_url: str | None = None) -> TestClient:
     )
     if database_url is None:  # the reader never gets a real connection
         engine._connected = lambda: None
+
     async def warm_up(wait_s: float) -> None:  # nothing to load: the engine has its model
         return None
 
