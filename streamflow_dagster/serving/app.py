@@ -15,6 +15,7 @@ import hmac
 import logging
 import time
 from contextlib import asynccontextmanager
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, Header, Path, Request
@@ -65,8 +66,18 @@ class PredictionOut(BaseModel):
 
 
 class MissingOut(BaseModel):
-    error: str = Field(examples=["Missing features for user_id=u0000042"])
-    missing_features: list[str]
+    error: str = Field(
+        examples=[
+            "Missing features for user_id=u0000042",
+            "user_id=u0000042 is not in the online snapshot of AS_OF 2024-12-31",
+        ]
+    )
+    missing_features: list[str] | None = Field(
+        None, description="The features without an online value (a user with some of them)"
+    )
+    as_of: str | None = Field(
+        None, description="The online snapshot's AS_OF (a user absent from it altogether)"
+    )
 
 
 class FeaturesOut(BaseModel):
@@ -84,7 +95,8 @@ class BatchIn(BaseModel):
 class BatchOut(BaseModel):
     predictions: list[PredictionOut]
     missing: list[dict[str, Any]] = Field(
-        description="One entry per user without (all) features: user_id, error, missing_features"
+        description="One entry per user without (all) features: user_id, error, and "
+        "missing_features (some features online) or as_of (not in the online snapshot)"
     )
 
 
@@ -188,7 +200,7 @@ def create_app(service: Service, startup_wait_s: float = STARTUP_WAIT_S) -> Fast
     async def features(user_id: UserId) -> JSONResponse:
         answer = (await _lookup(service, [user_id], predict=False))[user_id]
         if not answer.features.complete:
-            return _missing(answer)
+            return _missing(answer, service.engine.snapshot_as_of)
         return JSONResponse(
             {
                 "user_id": user_id,
@@ -206,7 +218,7 @@ def create_app(service: Service, startup_wait_s: float = STARTUP_WAIT_S) -> Fast
     async def predict_one(user_id: UserId) -> JSONResponse:
         answer = (await _lookup(service, [user_id], predict=True))[user_id]
         if answer.scored is None:
-            return _missing(answer)
+            return _missing(answer, service.engine.snapshot_as_of)
         return JSONResponse(_prediction(user_id, answer, service.split.active))
 
     @app.post(
@@ -222,7 +234,9 @@ def create_app(service: Service, startup_wait_s: float = STARTUP_WAIT_S) -> Fast
         for user_id in dict.fromkeys(batch.user_ids):
             answer = answers[user_id]
             if answer.scored is None:
-                missing_users.append({"user_id": user_id, **_missing_body(answer)})
+                missing_users.append(
+                    {"user_id": user_id, **_missing_body(answer, service.engine.snapshot_as_of)}
+                )
             else:
                 predictions.append(_prediction(user_id, answer, active))
         return JSONResponse({"predictions": predictions, "missing": missing_users})
@@ -308,15 +322,23 @@ def _as_of(answer: Answer) -> str | None:
     return answer.features.event_ts.date().isoformat() if answer.features.event_ts else None
 
 
-def _missing_body(answer: Answer) -> dict:
+def _missing_body(answer: Answer, snapshot: date | None) -> dict:
+    user_id = answer.features.user_id
+    if answer.features.values:  # some features online, not all: name the missing ones
+        return {
+            "error": f"Missing features for user_id={user_id}",
+            "missing_features": answer.features.missing,
+        }
+    if snapshot is None:
+        return {"error": f"user_id={user_id}: the online store holds no month yet", "as_of": None}
     return {
-        "error": f"Missing features for user_id={answer.features.user_id}",
-        "missing_features": answer.features.missing,
+        "error": f"user_id={user_id} is not in the online snapshot of AS_OF {snapshot}",
+        "as_of": snapshot.isoformat(),
     }
 
 
-def _missing(answer: Answer) -> JSONResponse:
-    return JSONResponse(_missing_body(answer), status_code=404)
+def _missing(answer: Answer, snapshot: date | None) -> JSONResponse:
+    return JSONResponse(_missing_body(answer, snapshot), status_code=404)
 
 
 def _split_body(split: Split) -> dict:

@@ -17,11 +17,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import psycopg
 from threadpoolctl import threadpool_limits
 
+from ..features.online import online_month
 from ..features.online_read import OnlineReader, UserFeatures
 from .errors import is_store_outage, reason
 from .model_slots import ModelSlots
@@ -84,6 +85,9 @@ class Engine:
         self._make_reader, self.slots, self._split = make_reader, slots, split
         self._record, self._observe_store = record, observe_store
         self._reader: OnlineReader | None = None
+        # The month the online store holds, read when a request names a user it does not hold
+        # (their 404 says which snapshot they are missing from).
+        self.snapshot_as_of: date | None = None
         self._conn: psycopg.Connection | None = None
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="serve-worker", daemon=True)
@@ -180,7 +184,10 @@ class Engine:
                     f"feature service unavailable: {reason(error)}"
                 ) from None
         try:
-            result = self._reader.read(self._connected(), ids)
+            conn = self._connected()
+            result = self._reader.read(conn, ids)
+            if any(not found.values for found in result.values()):
+                self.snapshot_as_of = online_month(conn)
         except psycopg.Error as error:
             if not is_store_outage(error):  # e.g. a query the database rejects: a bug
                 raise

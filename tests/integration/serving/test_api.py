@@ -100,13 +100,17 @@ def test_features_and_missing_features(stack, api):
 
     assert found.status_code == 200
     assert found.json()["features"] == {name: expected[name][0] for name in names}
+    # A user the online snapshot does not hold: the 404 names the snapshot, not 14 features.
+    snapshot = found.json()["as_of"]
+    assert snapshot is not None
     assert unknown.status_code == 404
     assert unknown.json() == {
-        "error": "Missing features for user_id=nobody-42",
-        "missing_features": names,
+        "error": f"user_id=nobody-42 is not in the online snapshot of AS_OF {snapshot}",
+        "as_of": snapshot,
     }
     # Absent from the newest month: not served with an older month's values.
-    assert gone.status_code == 404 and gone.json()["missing_features"] == names
+    assert gone.status_code == 404 and gone.json()["as_of"] == snapshot
+    assert "missing_features" not in gone.json()
     assert partial.status_code == 404
     profile = ["net_service", "paperless_billing", "plan_stream_movies", "plan_stream_tv"]
     assert partial.json()["missing_features"] == [
@@ -114,7 +118,7 @@ def test_features_and_missing_features(stack, api):
     ]
     assert mixed.status_code == 200
     assert [p["user_id"] for p in mixed.json()["predictions"]] == [user]
-    assert mixed.json()["missing"][0]["user_id"] == "nobody-42"
+    assert mixed.json()["missing"][0] == {"user_id": "nobody-42", **unknown.json()}
 
 
 @pytest.mark.parametrize(
