@@ -9,6 +9,14 @@ from pathlib import Path
 import pytest
 
 
+def pytest_configure(config) -> None:
+    """Parse the dbt project once, before test modules import the definitions (which never
+    parse; a stale manifest would fail them with a message saying so)."""
+    from streamflow_dagster.defs.dbt_project import prepare_manifest
+
+    prepare_manifest()
+
+
 @pytest.fixture(scope="session")
 def stack_home(tmp_path_factory) -> Path:
     """A STREAMFLOW_HOME for the test session (its own PostgreSQL server and state)."""

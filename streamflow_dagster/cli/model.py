@@ -19,16 +19,12 @@ def model() -> None:
 
 def _registry():
     """(MLflow client, warehouse URL) of this installation; starts the embedded server if needed."""
-    from mlflow.tracking import MlflowClient
-
-    from ..platform.db import warehouse_url
-    from ..platform.mlflow_store import activate, resolve_store
+    from ..platform.db import start_warehouse
+    from ..platform.mlflow_store import mlflow_client, start_store
 
     settings = load_settings()
-    store = resolve_store(settings)
-    activate(store)
-    client = MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
-    return client, warehouse_url(settings)
+    url = start_warehouse(settings)
+    return mlflow_client(start_store(settings)), url
 
 
 def _who() -> str:

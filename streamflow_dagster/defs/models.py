@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from pydantic import PrivateAttr
 
 from ..features.training_table import (
     labels_not_landed_message,
@@ -22,10 +23,12 @@ from ..ml.promotion import MIN_AUC_GAIN
 from ..platform.mlflow_store import (
     EXPERIMENT_NAME,
     MlflowStore,
-    activate,
-    ensure_experiment,
-    resolve_store,
+    fluent_store,
+    mlflow_client,
+    prepare_store,
+    start_store,
 )
+from ..platform.settings import apply_library_env_defaults, load_settings
 from .features import FEATURE_MARTS, FeastResource, feast_registry
 from .partitions import AS_OF_PARTITIONS, validate_as_of
 from .resources import WarehouseResource
@@ -59,19 +62,29 @@ class MlflowStoreResource(dg.ConfigurableResource):
     tracking_uri: str | None = None  # None: MLFLOW_TRACKING_URI, else the embedded default
     artifact_root: str | None = None  # with tracking_uri: where a new experiment's files go
 
+    _store: MlflowStore | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """A run that uses MLflow starts its store (the embedded server, database `mlflow`)."""
+        apply_library_env_defaults()
+        self._store = self._configured() or start_store()
+
+    def _configured(self) -> MlflowStore | None:
+        if not self.tracking_uri:
+            return None
+        root = Path(self.artifact_root) if self.artifact_root else None
+        return MlflowStore(tracking_uri=self.tracking_uri, artifact_root=root)
+
     def store(self) -> MlflowStore:
-        if self.tracking_uri:
-            root = Path(self.artifact_root) if self.artifact_root else None
-            return MlflowStore(tracking_uri=self.tracking_uri, artifact_root=root)
-        return resolve_store()
+        if self._store is None:  # used outside a run: nothing was set up
+            self._store = self._configured() or start_store()
+        return self._store
 
     def client(self):  # -> mlflow.tracking.MlflowClient
-        """A client on the store, with its tables and the experiment in place."""
-        from mlflow.tracking import MlflowClient
-
+        """A client bound to the store, with its tables and the experiment in place."""
         store = self.store()
-        activate(store)
-        return MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
+        prepare_store(store)
+        return mlflow_client(store)
 
 
 @dg.resource(
@@ -84,25 +97,26 @@ def mlflow_tracking_resource(init_context: dg.InitResourceContext):
 
     dagster-mlflow starts (or resumes) the MLflow run tagged with this Dagster run's id. Its
     end-of-run hook only exists on jobs we define, so churn_model ends the run itself; a run
-    still active here was left by an earlier Dagster run in this process and is ended first,
-    so it never absorbs another month.
+    still active when this resource closes (churn_model did not get to run) is ended here, on
+    its own store, so it never absorbs another month.
     """
     import mlflow
     from dagster_mlflow import mlflow_tracking
 
-    # End a run left active by an earlier Dagster run in this process while the tracking URI
-    # still points at the store it belongs to (it may be another store than this run's).
-    stale = mlflow.active_run()
-    if stale is not None:
-        init_context.log.warning(f"Ending MLflow run {stale.info.run_id} left active earlier")
-        mlflow.end_run(status="KILLED")
     store = init_context.resources.mlflow_store.store()
-    activate(store)
     experiment = init_context.resource_config["experiment_name"]
-    ensure_experiment(store, experiment)  # created with its artifacts under the store's root
-    yield from mlflow_tracking.resource_fn(
-        init_context.replace_config({"experiment_name": experiment})
-    )
+    # The fluent API on this store for the run (the experiment created with its artifacts under
+    # the store's root), and back to the user's setting when the run ends.
+    with fluent_store(store, experiment, restore_to=load_settings().mlflow_tracking_uri):
+        try:
+            yield from mlflow_tracking.resource_fn(
+                init_context.replace_config({"experiment_name": experiment})
+            )
+        finally:
+            left = mlflow.active_run()
+            if left is not None:
+                init_context.log.warning(f"Ending MLflow run {left.info.run_id} left active")
+                mlflow.end_run(status="KILLED")
 
 
 class ChurnModelConfig(dg.Config):

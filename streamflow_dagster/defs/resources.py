@@ -6,8 +6,9 @@ from pathlib import Path
 
 import dagster as dg
 import psycopg
+from pydantic import PrivateAttr
 
-from ..platform.db import connection_env, warehouse_url
+from ..platform.db import connection_env, start_warehouse, warehouse_url
 from ..platform.settings import Settings, load_settings
 
 
@@ -16,6 +17,7 @@ class WarehouseResource(dg.ConfigurableResource):
 
     database_url: str | None = None  # from dg.EnvVar("STREAMFLOW_DATABASE_URL") when set
     home: str | None = None  # STREAMFLOW_HOME for the embedded server
+    _ready_url: str | None = PrivateAttr(default=None)
 
     def _settings(self) -> Settings:
         base = load_settings()
@@ -26,8 +28,12 @@ class WarehouseResource(dg.ConfigurableResource):
             mlflow_tracking_uri=base.mlflow_tracking_uri,
         )
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """A run, sensor or schedule that uses the warehouse starts it (the embedded server)."""
+        self._ready_url = start_warehouse(self._settings())
+
     def url(self) -> str:
-        return warehouse_url(self._settings())
+        return self._ready_url or warehouse_url(self._settings())
 
     def connect(self, **kwargs) -> psycopg.Connection:
         return psycopg.connect(self.url(), **kwargs)

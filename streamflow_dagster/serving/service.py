@@ -105,13 +105,14 @@ class Service:
 
     @classmethod
     def from_installation(cls) -> Service:
-        from ..platform.db import warehouse_url
+        from ..platform.db import start_warehouse
         from ..platform.mlflow_store import resolve_store
         from ..platform.settings import load_serve_settings, load_settings
 
         settings, serve = load_settings(), load_serve_settings()
+        database_url = start_warehouse(settings)  # the embedded server, when it is the default
         return cls(
-            warehouse_url(settings),  # starts the embedded server when it is the default
+            database_url,
             MlflowAliases(resolve_store(settings).tracking_uri),
             Split(serve.challenger_alias, serve.challenger_share),
             serve.reload_seconds,
