@@ -73,8 +73,7 @@ def repo_config(database_url: str, repo_path: Path = FEATURE_REPO_DIR):  # -> fe
     Other ${VAR}s still come from the environment, as Feast's own loader reads them.
     """
     import yaml
-    from feast.errors import FeastConfigError
-    from feast.repo_config import RepoConfig
+    from feast.repo_config import FeastConfigError, RepoConfig
     from pydantic import ValidationError
 
     path = repo_path / "feature_store.yaml"
