@@ -264,7 +264,11 @@ def bench_scores(server_url: str, home: Path, users: int, training: dict) -> dic
     from streamflow_dagster.defs.resources import WarehouseResource
     from streamflow_dagster.features.registry import apply_repo
     from streamflow_dagster.features.specs import service_views
-    from streamflow_dagster.features.store import FEATURE_SERVICE, feature_store
+    from streamflow_dagster.features.store import (
+        FEATURE_SERVICE,
+        feature_store,
+        prepare_feature_database,
+    )
     from streamflow_dagster.landing.demo_data import generate_landing
     from streamflow_dagster.ml.dataset import model_features
     from streamflow_dagster.ml.registry import PRODUCTION_ALIAS, alias_version, load_version
@@ -276,6 +280,7 @@ def bench_scores(server_url: str, home: Path, users: int, training: dict) -> dic
     month = generate_landing(landing, users=users, months=1, seed=7)[0].as_of
     url = fresh_database(server_url, f"bench_scores_{users}")
     load_marts(url, landing / month.isoformat())
+    prepare_feature_database(url)
     store = feature_store(url)
     apply_repo(store, Path(__file__).resolve().parent.parent / "feature_repo")
     print(

@@ -71,14 +71,15 @@ def resolve_store(settings: Settings | None = None) -> MlflowStore:
     )
 
 
-def start_store(settings: Settings | None = None) -> MlflowStore:
+def start_store(settings: Settings | None = None, *, prepare: bool = True) -> MlflowStore:
     """The store, made ready: on the embedded default the warehouse server is started and
-    database `mlflow` created; then its tables and the experiment (see `prepare_store`)."""
+    database `mlflow` created; then (`prepare`) its tables and the experiment."""
     settings = settings or load_settings()
     if not settings.mlflow_tracking_uri:
         ensure_database(start_warehouse(settings), MLFLOW_DB)
     store = resolve_store(settings)
-    prepare_store(store)
+    if prepare:
+        prepare_store(store)
     return store
 
 
