@@ -8,7 +8,7 @@ export STREAMFLOW_HOME ?= $(CURDIR)/.streamflow
 export DAGSTER_HOME ?= $(STREAMFLOW_HOME)/dagster
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint format unit dev docs db-stop clean
+.PHONY: install demo test lint format unit dev docs db-stop clean manifest
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -44,8 +44,11 @@ format: install
 	$(BIN)/ruff format .
 
 dev: install  ## the Dagster UI on http://127.0.0.1:3000, same instance as the CLI
-	$(BIN)/python -c "from streamflow_dagster.platform.instance import ensure_dagster_home as e; from streamflow_dagster.platform.settings import load_settings as s; e(s())"
+	$(BIN)/python -m streamflow_dagster.cli.prepare
 	$(BIN)/dagster dev -w workspace.yaml
+
+manifest: install  ## parse the dbt project (dbt_project/target/manifest.json) if it changed
+	$(BIN)/python -c "from streamflow_dagster.defs.dbt_project import prepare_manifest as p; print(p())"
 
 docs: install  ## dbt docs with the live catalog on http://127.0.0.1:8580
 	$(BIN)/streamflow docs

@@ -249,7 +249,11 @@ def run_child(step: str, url: str, users: int) -> dict:
     from streamflow_dagster.features.online import materialize_month
     from streamflow_dagster.features.registry import apply_repo
     from streamflow_dagster.features.specs import online_views, service_views
-    from streamflow_dagster.features.store import FEATURE_SERVICE, feature_store
+    from streamflow_dagster.features.store import (
+        FEATURE_SERVICE,
+        feature_store,
+        prepare_feature_database,
+    )
     from streamflow_dagster.features.training import (
         event_time,
         point_in_time_query,
@@ -259,6 +263,8 @@ def run_child(step: str, url: str, users: int) -> dict:
     from streamflow_dagster.features.training_table import write_training_set
     from streamflow_dagster.platform.settings import FEATURE_REPO_DIR
 
+    if step == "apply":
+        prepare_feature_database(url)  # what the feast_registry asset does before its apply
     store = feature_store(url)
     month = MONTHS[1]
     if step == "apply":

@@ -31,11 +31,11 @@ def run_size(users: int, work: Path) -> dict:
     from streamflow_dagster.defs.landing import landing_ingestion
     from streamflow_dagster.defs.resources import LandingResource, WarehouseResource
     from streamflow_dagster.landing.demo_data import generate_landing
-    from streamflow_dagster.platform.db import warehouse_url
+    from streamflow_dagster.platform.db import start_warehouse
 
     landing = work / "landing"
     generate_landing(landing, users=users, months=1, seed=1)
-    url = warehouse_url()
+    url = start_warehouse()
     resources = {
         **build_resources(),
         "warehouse": WarehouseResource(database_url=url),

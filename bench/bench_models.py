@@ -69,14 +69,20 @@ def fresh_database(server_url: str, name: str) -> str:
 
 
 def new_mlflow_store(server_url: str, name: str, home: Path):
-    from streamflow_dagster.platform.mlflow_store import MlflowStore, activate, sqlalchemy_uri
+    import mlflow
+
+    from streamflow_dagster.platform.mlflow_store import MlflowStore, prepare_store, sqlalchemy_uri
 
     root = home / f"artifacts-{name}"
     shutil.rmtree(root, ignore_errors=True)
     store = MlflowStore(sqlalchemy_uri(fresh_database(server_url, name)), root)
     started = time.perf_counter()
-    activate(store)
-    return store, time.perf_counter() - started
+    experiment_id = prepare_store(store)
+    seconds = time.perf_counter() - started
+    # This script's fluent runs (mlflow.start_run) go to this store for the rest of the process.
+    mlflow.set_tracking_uri(store.tracking_uri)
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return store, seconds
 
 
 def train_and_time(client, frame: pd.DataFrame, run_label: str) -> dict:
@@ -189,12 +195,12 @@ def child_train(folder: Path, tracking_uri: str, artifact_root: str) -> None:
     from mlflow.tracking import MlflowClient
 
     from streamflow_dagster.ml.month import train_month  # noqa: F401
-    from streamflow_dagster.platform.mlflow_store import MlflowStore, activate
+    from streamflow_dagster.platform.mlflow_store import MlflowStore, fluent_store
 
     imported = time.perf_counter() - started
-    activate(MlflowStore(tracking_uri, Path(artifact_root)))
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    result = train_and_time(client, training_frame(folder, feature_list()), "bench-cold")
+    with fluent_store(MlflowStore(tracking_uri, Path(artifact_root))):
+        result = train_and_time(client, training_frame(folder, feature_list()), "bench-cold")
     print(json.dumps({"seconds": result["seconds"], "import_seconds": round(imported, 2)}))
 
 
@@ -258,7 +264,11 @@ def bench_scores(server_url: str, home: Path, users: int, training: dict) -> dic
     )
     from streamflow_dagster.features.registry import apply_repo
     from streamflow_dagster.features.specs import service_views
-    from streamflow_dagster.features.store import FEATURE_SERVICE, feature_store
+    from streamflow_dagster.features.store import (
+        FEATURE_SERVICE,
+        feature_store,
+        prepare_feature_database,
+    )
     from streamflow_dagster.landing.demo_data import generate_landing
     from streamflow_dagster.ml.dataset import model_features
     from streamflow_dagster.ml.registry import PRODUCTION_ALIAS, alias_version, load_version
@@ -270,6 +280,7 @@ def bench_scores(server_url: str, home: Path, users: int, training: dict) -> dic
     month = generate_landing(landing, users=users, months=1, seed=7)[0].as_of
     url = fresh_database(server_url, f"bench_scores_{users}")
     load_marts(url, landing / month.isoformat())
+    prepare_feature_database(url)
     store = feature_store(url)
     apply_repo(store, Path(__file__).resolve().parent.parent / "feature_repo")
     print(

@@ -328,7 +328,7 @@ def answers_match_the_model(env: dict, ids_file: Path, sample: int = 200) -> boo
     """The API's answers for a sample of users == predict_proba on Feast's online features."""
     code = f"""
 import json, sys, httpx
-from streamflow_dagster.platform.db import warehouse_url
+from streamflow_dagster.platform.db import start_warehouse
 from streamflow_dagster.features.store import FEATURE_SERVICE, feature_names, feature_store
 from streamflow_dagster.platform.mlflow_store import resolve_store
 from streamflow_dagster.ml.dataset import model_input
@@ -337,7 +337,7 @@ from streamflow_dagster.platform.settings import load_settings
 from mlflow.tracking import MlflowClient
 ids = open({str(ids_file)!r}).read().split()[:{sample}]
 settings = load_settings()
-store = feature_store(warehouse_url(settings))
+store = feature_store(start_warehouse(settings))
 names = feature_names(store)
 online = store.get_online_features(features=store.get_feature_service(FEATURE_SERVICE),
     entity_rows=[{{"user_id": u}} for u in ids]).to_df()

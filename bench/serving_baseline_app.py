@@ -14,12 +14,12 @@ import pandas as pd
 from fastapi import FastAPI
 
 from streamflow_dagster.features.store import FEATURE_SERVICE, feature_store
-from streamflow_dagster.platform.db import warehouse_url
+from streamflow_dagster.platform.db import start_warehouse
 from streamflow_dagster.platform.mlflow_store import resolve_store
 from streamflow_dagster.platform.settings import load_settings
 
 settings = load_settings()
-store = feature_store(warehouse_url(settings))
+store = feature_store(start_warehouse(settings))
 service = store.get_feature_service(FEATURE_SERVICE)
 mlflow.set_tracking_uri(resolve_store(settings).tracking_uri)
 model = mlflow.pyfunc.load_model("models:/streamflow_churn@production")

@@ -11,6 +11,14 @@ from pathlib import Path
 import pytest
 
 
+def pytest_configure(config) -> None:
+    """Parse the dbt project once, before test modules import the definitions (which never
+    parse; a stale manifest would fail them with a message saying so)."""
+    from streamflow_dagster.defs.dbt_project import prepare_manifest
+
+    prepare_manifest()
+
+
 @pytest.fixture(scope="session")
 def server_home():
     """Makes a STREAMFLOW_HOME whose embedded server can start when the tests run as root.

@@ -42,10 +42,10 @@ def _embedded():
 @db.command("start")
 def db_start() -> None:
     """Start the embedded server (no-op when it is running)."""
-    from ..platform.db import warehouse_url
+    from ..platform.db import start_warehouse
 
     settings, server = _embedded()
-    url = warehouse_url(settings)
+    url = start_warehouse(settings)
     status = server.status()
     click.echo(f"PostgreSQL running (pid {status.pid}) at {url}\n  data: {status.data_dir}")
 
@@ -75,9 +75,9 @@ def db_status() -> None:
 @db.command("url")
 def db_url() -> None:
     """Print the warehouse URL (starts the embedded server if needed), e.g. for psql."""
-    from ..platform.db import warehouse_url
+    from ..platform.db import start_warehouse
 
-    click.echo(warehouse_url(load_settings()))
+    click.echo(start_warehouse(load_settings()))
 
 
 # -- demo data -------------------------------------------------------------------------
@@ -113,8 +113,8 @@ def _materialize(months_window: str | None, *, home_label: str) -> int:
     import dagster as dg
 
     from ..landing.months import landed_months
-    from ..platform.db import warehouse_url
-    from ..platform.instance import ensure_dagster_home
+    from ..platform.db import start_warehouse
+    from .prepare import prepare_code_location
     from .runner import run_months, run_setup, select_months
     from .summary import model_summary, month_counts, render
 
@@ -135,8 +135,8 @@ def _materialize(months_window: str | None, *, home_label: str) -> int:
         f"Starting the warehouse ({'external' if settings.database_url else 'embedded'}"
         " PostgreSQL) ..."
     )
-    url = warehouse_url(settings)
-    ensure_dagster_home(settings)
+    url = start_warehouse(settings)
+    prepare_code_location(settings)
     from ..definitions import defs
     from ..defs.jobs import MONTHLY_JOB, SETUP_JOB
 
@@ -213,9 +213,9 @@ def feast_env_command() -> None:
     Use: eval "$(streamflow feast-env)" && cd feature_repo && feast plan
     """
     from ..features.store import feast_env
-    from ..platform.db import warehouse_url
+    from ..platform.db import start_warehouse
 
-    for name, value in feast_env(warehouse_url(load_settings())).items():
+    for name, value in feast_env(start_warehouse(load_settings())).items():
         click.echo(f"export {name}={shlex.quote(value)}")
 
 
@@ -264,13 +264,13 @@ def docs(port: int, host: str, no_generate: bool) -> None:
 def _generate_docs(settings) -> None:
     import dagster as dg
 
-    from ..platform.db import warehouse_url
-    from ..platform.instance import ensure_dagster_home
+    from ..platform.db import start_warehouse
+    from .prepare import prepare_code_location
     from .runner import run_setup
 
     click.echo("Generating the dbt docs against the live warehouse ...")
-    warehouse_url(settings)  # starts the embedded server when it is the one in use
-    ensure_dagster_home(settings)
+    start_warehouse(settings)  # starts the embedded server when it is the one in use
+    prepare_code_location(settings)
     from ..definitions import defs
     from ..defs.jobs import DOCS_JOB
 

@@ -19,21 +19,19 @@ def model() -> None:
 
 def _registry():
     """(MLflow client, warehouse URL) of this installation; starts the embedded server if needed."""
-    from mlflow.tracking import MlflowClient
-
-    from ..platform.db import warehouse_url
+    from ..platform.db import start_warehouse
     from ..platform.mlflow_reach import MlflowUnreachable, require_reachable
-    from ..platform.mlflow_store import activate, resolve_store
+    from ..platform.mlflow_store import mlflow_client, prepare_store, start_store
 
     settings = load_settings()
-    store = resolve_store(settings)
+    url = start_warehouse(settings)
+    store = start_store(settings, prepare=False)
     try:
         require_reachable(store.tracking_uri, step="streamflow model")
     except MlflowUnreachable as err:
         raise click.ClickException(str(err)) from None
-    activate(store)
-    client = MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
-    return client, warehouse_url(settings)
+    prepare_store(store)
+    return mlflow_client(store), url
 
 
 def _who() -> str:
@@ -87,10 +85,11 @@ def rollback() -> None:
 @model.command("status")
 def status() -> None:
     """Show which versions hold `production` and `previous`, and the latest versions."""
-    from ..platform.mlflow_store import is_database_uri, libpq_url, resolve_store
+    from ..platform.mlflow_store import is_database_uri, libpq_url, start_store
     from .model_status import ALIASES, RegistryStatus, render_status
 
-    store = resolve_store(load_settings())  # starts the embedded server when it is the default
+    # The embedded server started when it is the default; MLflow's tables are not needed here.
+    store = start_store(load_settings(), prepare=False)
     if is_database_uri(store.tracking_uri):
         import psycopg
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import os
 
 import click
 
@@ -49,12 +48,13 @@ def serve(host: str, port: int, access_log: bool, log_level: str) -> None:
 
     import uvicorn
 
+    from ..platform.settings import apply_library_env_defaults
     from ..serving.app import create_app
     from ..serving.service import Service
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     # A model download is a second or two: MLflow's progress bars would only clutter the log.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    apply_library_env_defaults()
     if not _is_loopback(host):
         click.echo(
             f"Binding to {host}: the API is reachable from other machines. Put it behind TLS "

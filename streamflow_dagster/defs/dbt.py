@@ -1,83 +1,28 @@
 """dbt staging views and monthly snapshot marts, as partitioned Dagster assets."""
 
-import fcntl
 import os
-import subprocess
-import sys
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+import yaml
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from ..landing.contract import RAW_SCHEMA
 from ..lib.dbt_args import build_args
-from ..platform.settings import DBT_PROJECT_DIR
+from ..lib.dbt_profile import rendered_profiles
+from .dbt_project import DBT_EXECUTABLE, DBT_PROJECT, prepare_if_dev, require_manifest
 from .partitions import AS_OF_PARTITIONS, validate_as_of
 from .resources import WarehouseResource
+
+__all__ = ["DBT_EXECUTABLE", "DBT_PROJECT", "dbt_models"]
 
 # One dbt build at a time against the warehouse: first builds of an incremental mart and
 # concurrent delete+insert of the same tables race otherwise (see the instance's pools).
 DBT_POOL = "dbt_warehouse"
-
-# The dbt installed beside this Python: a venv's bin folder need not be on PATH.
-DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt"))
-DBT_PROJECT = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-
-# dbt parse renders profiles.yml, which reads these; parsing never connects, so a
-# placeholder is enough when no run has set the real values yet.
-_PARSE_ENV_DEFAULTS = {
-    "STREAMFLOW_PG_HOST": "127.0.0.1",
-    "STREAMFLOW_PG_PORT": "5432",
-    "STREAMFLOW_PG_USER": "postgres",
-    "STREAMFLOW_PG_PASSWORD": "",
-    "STREAMFLOW_PG_DBNAME": "streamflow",
-}
-
-
-def _manifest_is_fresh(project: DbtProject) -> bool:
-    manifest = project.manifest_path
-    if not manifest.exists():
-        return False
-    newest = max(
-        p.stat().st_mtime
-        for p in project.project_dir.rglob("*")
-        if p.suffix in {".sql", ".yml", ".md"} and not {"target", "logs"} & set(p.parts)
-    )
-    return manifest.stat().st_mtime >= newest
-
-
-def ensure_manifest(project: DbtProject = DBT_PROJECT) -> None:
-    """Parse the dbt project when the manifest is missing or older than a project file.
-
-    Every Dagster process imports this module (code server, runs, the CLI); a file lock
-    makes one of them parse while the others wait and then reuse its manifest.
-    """
-    if _manifest_is_fresh(project):
-        return
-    target = project.manifest_path.parent  # DbtProject.target_path is relative
-    target.mkdir(parents=True, exist_ok=True)
-    with open(target / ".parse.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if _manifest_is_fresh(project):
-            return
-        env = {**_PARSE_ENV_DEFAULTS, **os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-        subprocess.run(
-            [
-                DBT_EXECUTABLE,
-                "parse",
-                "--quiet",
-                "--project-dir",
-                str(project.project_dir),
-                "--profiles-dir",
-                str(project.profiles_dir),
-                "--target-path",
-                str(target),
-            ],
-            env=env,
-            check=True,
-        )
 
 
 class StreamflowTranslator(DagsterDbtTranslator):
@@ -101,7 +46,38 @@ def _resource_props(manifest: Mapping[str, Any], unique_id: str) -> Mapping[str,
     raise KeyError(unique_id)
 
 
-ensure_manifest()
+# `dagster dev` re-parses a changed project here (dagster-dbt's development flow); anywhere
+# else the manifest was prepared before (see dbt_project.py), and a stale one is an error.
+prepare_if_dev(DBT_PROJECT)
+require_manifest(DBT_PROJECT)
+
+
+@contextmanager
+def connection_profiles(dbt: DbtCliResource, connection: Mapping[str, str]) -> Iterator[Path]:
+    """A private profiles folder for one dbt invocation: the project's profiles.yml with
+    `connection` (STREAMFLOW_PG_* values) written in, readable by this user only, removed
+    afterwards. dbt gets the run's warehouse this way, not through this process's environment.
+    """
+    source = Path(dbt.profiles_dir or dbt.project_dir) / "profiles.yml"
+    profiles = rendered_profiles(yaml.safe_load(source.read_text()), connection)
+    with tempfile.TemporaryDirectory(prefix="streamflow-dbt-profile-") as folder:  # mode 0700
+        fd = os.open(Path(folder) / "profiles.yml", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            yaml.safe_dump(profiles, out, sort_keys=False)
+        yield Path(folder)
+
+
+def with_profiles_dir(dbt: DbtCliResource, profiles_dir: Path) -> DbtCliResource:
+    """The same dbt resource, reading its profile from `profiles_dir`."""
+    return DbtCliResource(
+        project_dir=dbt.project_dir,
+        global_config_flags=dbt.global_config_flags,
+        profiles_dir=str(profiles_dir),
+        profile=dbt.profile,
+        target=dbt.target,
+        dbt_executable=dbt.dbt_executable,
+        state_path=dbt.state_path,
+    )
 
 
 @dbt_assets(
@@ -118,5 +94,6 @@ def dbt_models(
     """dbt build of the month: staging views, incremental marts and their tests."""
     as_of = context.partition_key
     validate_as_of(as_of)
-    os.environ.update(warehouse.libpq_env())  # profiles.yml reads them via env_var()
-    yield from dbt.cli(build_args(as_of), context=context).stream()
+    with connection_profiles(dbt, warehouse.libpq_env()) as profiles_dir:
+        run_dbt = with_profiles_dir(dbt, profiles_dir)
+        yield from run_dbt.cli(build_args(as_of), context=context).stream()

@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 
 from ..platform.settings import DBT_PROJECT_DIR, load_settings
-from .dbt import DBT_EXECUTABLE
+from .dbt_project import DBT_EXECUTABLE
 from .resources import WarehouseResource
 
 DOCS_GROUP = "docs"

@@ -8,7 +8,10 @@ from ..features.consistency import check_online_matches_offline
 from ..features.online import materialize_month, online_month
 from ..features.registry import apply_repo, repo_code_version
 from ..features.specs import online_views, service_views
-from ..features.store import REGISTRY_SCHEMA
+from ..features.store import (
+    REGISTRY_SCHEMA,
+    prepare_feature_database,
+)
 from ..features.training_table import (
     TRAINING_SET_TABLE,
     labels_not_landed_message,
@@ -49,7 +52,9 @@ def feast_registry(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, feast: FeastResource
 ) -> dg.MaterializeResult:
     """Feast definitions of feature_repo/ applied (`feast apply`): entities, views, services."""
-    store = feast.store(warehouse.url())
+    url = warehouse.url()
+    prepare_feature_database(url)  # the registry's schema, UTC sessions: what Feast needs first
+    store = feast.store(url)
     applied = apply_repo(store, Path(feast.repo_path))
     for change in applied.changes:
         context.log.info(change)

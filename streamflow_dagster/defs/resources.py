@@ -11,21 +11,29 @@ from pathlib import Path
 
 import dagster as dg
 import psycopg
+from pydantic import PrivateAttr
 
 from ..alerts import payload, sinks
 from ..alerts import store as alert_store
 from ..alerts.model import Alert
 from ..features.store import FEATURE_SERVICE, feature_store
-from ..platform.db import connection_env, warehouse_url
+from ..platform.db import connection_env, start_warehouse, warehouse_url
 from ..platform.mlflow_reach import require_reachable
 from ..platform.mlflow_store import (
     EXPERIMENT_NAME,
     MlflowStore,
-    activate,
-    ensure_experiment,
-    resolve_store,
+    fluent_store,
+    mlflow_client,
+    prepare_store,
+    start_store,
 )
-from ..platform.settings import DEFAULT_UI_URL, FEATURE_REPO_DIR, Settings, load_settings
+from ..platform.settings import (
+    DEFAULT_UI_URL,
+    FEATURE_REPO_DIR,
+    Settings,
+    apply_library_env_defaults,
+    load_settings,
+)
 from .mlflow_runs import end_if_left_running
 
 
@@ -34,6 +42,7 @@ class WarehouseResource(dg.ConfigurableResource):
 
     database_url: str | None = None  # from dg.EnvVar("STREAMFLOW_DATABASE_URL") when set
     home: str | None = None  # STREAMFLOW_HOME for the embedded server
+    _ready_url: str | None = PrivateAttr(default=None)
 
     def _settings(self) -> Settings:
         base = load_settings()
@@ -44,8 +53,12 @@ class WarehouseResource(dg.ConfigurableResource):
             mlflow_tracking_uri=base.mlflow_tracking_uri,
         )
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """A run, sensor or schedule that uses the warehouse starts it (the embedded server)."""
+        self._ready_url = start_warehouse(self._settings())
+
     def url(self) -> str:
-        return warehouse_url(self._settings())
+        return self._ready_url or warehouse_url(self._settings())
 
     def connect(self, **kwargs) -> psycopg.Connection:
         return psycopg.connect(self.url(), **kwargs)
@@ -81,23 +94,34 @@ class MlflowStoreResource(dg.ConfigurableResource):
     tracking_uri: str | None = None  # None: MLFLOW_TRACKING_URI, else the embedded default
     artifact_root: str | None = None  # with tracking_uri: where a new experiment's files go
 
+    _store: MlflowStore | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """A run that uses MLflow starts its store (the embedded server, database `mlflow`);
+        its tables are made by the first client, after the store answered."""
+        apply_library_env_defaults()
+        self._store = self._configured() or start_store(prepare=False)
+
+    def _configured(self) -> MlflowStore | None:
+        if not self.tracking_uri:
+            return None
+        root = Path(self.artifact_root) if self.artifact_root else None
+        return MlflowStore(tracking_uri=self.tracking_uri, artifact_root=root)
+
     def store(self) -> MlflowStore:
-        if self.tracking_uri:
-            root = Path(self.artifact_root) if self.artifact_root else None
-            return MlflowStore(tracking_uri=self.tracking_uri, artifact_root=root)
-        return resolve_store()
+        if self._store is None:  # used outside a run: nothing was set up
+            self._store = self._configured() or start_store(prepare=False)
+        return self._store
 
     def client(self, step: str, month: str | None = None):  # -> mlflow.tracking.MlflowClient
-        """A client on the store, with its tables and the experiment in place.
+        """A client bound to the store, with its tables and the experiment in place.
 
         A store that does not answer fails `step` at once (MlflowUnreachable, with what to do).
         """
-        from mlflow.tracking import MlflowClient
-
         store = self.store()
         require_reachable(store.tracking_uri, step=step, month=month)
-        activate(store)
-        return MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
+        prepare_store(store)
+        return mlflow_client(store)
 
 
 @dg.resource(
@@ -110,37 +134,32 @@ def mlflow_tracking_resource(init_context: dg.InitResourceContext):
 
     dagster-mlflow starts (or resumes) the MLflow run tagged with this Dagster run's id. Its
     end-of-run hook only exists on jobs we define, so churn_model ends the run itself; a run
-    still active here was left by an earlier Dagster run in this process and is ended first,
-    so it never absorbs another month.
+    still RUNNING when this resource closes (churn_model did not get to run) is ended FAILED
+    here with the reason, on its own store, so it never absorbs another month.
     """
     import mlflow
     from dagster_mlflow import mlflow_tracking
 
     from ..ml.run_hygiene import process_tags
 
-    # End a run left active by an earlier Dagster run in this process while the tracking URI
-    # still points at the store it belongs to (it may be another store than this run's).
-    stale = mlflow.active_run()
-    if stale is not None:
-        init_context.log.warning(f"Ending MLflow run {stale.info.run_id} left active earlier")
-        mlflow.end_run(status="KILLED")
     store = init_context.resources.mlflow_store.store()
     month = init_context.dagster_run.tags.get("dagster/partition")
     require_reachable(store.tracking_uri, step="churn_model (its MLflow run)", month=month)
-    activate(store)
     experiment = init_context.resource_config["experiment_name"]
-    ensure_experiment(store, experiment)  # created with its artifacts under the store's root
-    tracking = mlflow_tracking.resource_fn(
-        init_context.replace_config({"experiment_name": experiment})
-    )
-    tracker = next(tracking)
-    run_id = mlflow.active_run().info.run_id
-    mlflow.set_tags(process_tags())  # lets a later run tell if this process died with it
-    try:
-        yield tracker
-    finally:
-        next(tracking, None)  # dagster-mlflow's own teardown
-        end_if_left_running(init_context, store, run_id)
+    # The fluent API on this store for the run (the experiment created with its artifacts under
+    # the store's root), and back to the user's setting when the run ends.
+    with fluent_store(store, experiment, restore_to=load_settings().mlflow_tracking_uri):
+        tracking = mlflow_tracking.resource_fn(
+            init_context.replace_config({"experiment_name": experiment})
+        )
+        tracker = next(tracking)
+        run_id = mlflow.active_run().info.run_id
+        mlflow.set_tags(process_tags())  # lets a later run tell if this process died with it
+        try:
+            yield tracker
+        finally:
+            next(tracking, None)  # dagster-mlflow's own teardown
+            end_if_left_running(init_context, store, run_id)
 
 
 def model_resources() -> dict:

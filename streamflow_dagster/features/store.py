@@ -1,12 +1,15 @@
-"""The platform's Feast store: its environment, the store itself and the churn feature service.
+"""The platform's Feast store: its configuration, its database setup, the churn feature service.
 
-feature_store.yaml reads every connection detail from STREAMFLOW_PG_* variables; this module is
-the one place that sets them (from the warehouse URL) before Feast reads the file.
+feature_store.yaml reads every connection detail from ${STREAMFLOW_PG_*} variables. The platform
+fills them in from the warehouse URL when it builds Feast's RepoConfig (`repo_config`), without
+touching this process's environment; `streamflow feast-env` prints them for the `feast` CLI.
 """
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
@@ -40,25 +43,100 @@ def feast_env(database_url: str) -> dict[str, str]:
     return env
 
 
-def ensure_registry_schema(database_url: str) -> None:
-    """Create the registry's schema; Feast creates its tables there but not the schema."""
+# ${NAME} or $NAME, as Feast (os.path.expandvars) expands feature_store.yaml.
+_VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+# A date turns into midnight of the session's time zone: these must come out as UTC midnight,
+# in winter and in summer (a zone at +00:00 only in winter is not enough).
+_UTC_PROBE = (
+    "select '2024-01-31'::date::timestamptz = '2024-01-31 00:00+00'::timestamptz"
+    " and '2024-07-31'::date::timestamptz = '2024-07-31 00:00+00'::timestamptz"
+)
+
+
+class FeatureDatabaseNotReady(RuntimeError):
+    """The database lacks what Feast needs: the registry's schema, or sessions in UTC."""
+
+
+def expand_variables(text: str, values: Mapping[str, str]) -> str:
+    """`text` with each ${NAME} / $NAME of `values` replaced; any other is left as it is."""
+
+    def value(match: re.Match) -> str:
+        name = match.group(1) or match.group(2)
+        return values.get(name, match.group(0))
+
+    return _VARIABLE.sub(value, text)
+
+
+def repo_config(database_url: str, repo_path: Path = FEATURE_REPO_DIR):  # -> feast RepoConfig
+    """feature_store.yaml of `repo_path`, its variables from `feast_env(database_url)`.
+
+    Other ${VAR}s still come from the environment, as Feast's own loader reads them.
+    """
+    import yaml
+    from feast.repo_config import FeastConfigError, RepoConfig
+    from pydantic import ValidationError
+
+    path = repo_path / "feature_store.yaml"
+    values = {**os.environ, **feast_env(database_url)}
+    raw = yaml.safe_load(expand_variables(path.read_text(), values))
+    try:
+        config = RepoConfig(**raw)
+    except ValidationError as error:
+        raise FeastConfigError(error, path) from error
+    config.repo_path = repo_path
+    return config
+
+
+def prepare_feature_database(database_url: str) -> None:
+    """The one-time setup Feast needs in the warehouse database (the feast_registry asset runs it).
+
+    Creates the registry's schema (Feast creates its tables there, not the schema), and makes
+    this role's sessions in this database use UTC when they do not already: the marts hold
+    `as_of` as a date, which PostgreSQL turns into midnight of the session's time zone when
+    Feast compares it with event times. The embedded server runs in UTC already.
+    """
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(
             sql.SQL("create schema if not exists {}").format(sql.Identifier(REGISTRY_SCHEMA))
+        )
+        if not conn.execute(_UTC_PROBE).fetchone()[0]:
+            database = conn.info.dbname
+            conn.execute(
+                sql.SQL("alter role current_user in database {} set timezone to 'UTC'").format(
+                    sql.Identifier(database)
+                )
+            )
+
+
+def check_feature_database(database_url: str) -> None:
+    """Raise FeatureDatabaseNotReady, saying what to run, when the setup above is missing."""
+    with psycopg.connect(database_url) as conn:
+        schema, utc = conn.execute(
+            "select to_regnamespace(%s) is not null, (" + _UTC_PROBE + ")", (REGISTRY_SCHEMA,)
+        ).fetchone()
+        database = conn.info.dbname
+    missing = [
+        *([] if schema else [f"schema {REGISTRY_SCHEMA}"]),
+        *([] if utc else ["sessions in UTC"]),
+    ]
+    if missing:
+        raise FeatureDatabaseNotReady(
+            f"Database {database} is not set up for Feast (missing: {', '.join(missing)}): "
+            "materialize feast_registry (job streamflow_setup; `streamflow run` does it "
+            "first), or call features.store.prepare_feature_database(url)"
         )
 
 
 def feature_store(database_url: str, repo_path: Path = FEATURE_REPO_DIR) -> FeatureStore:
     """The Feast store of `repo_path`, connected to the database at `database_url`.
 
-    Feast expands ${VAR} in feature_store.yaml from os.environ and libpq reads PGTZ from it,
-    so the variables are set in this process, exactly as a user exports them by hand.
+    Builds Feast's RepoConfig in code: nothing is written to this process's environment.
+    The database must have had `prepare_feature_database` (checked here).
     """
     from feast import FeatureStore
 
-    os.environ.update(feast_env(database_url))
-    ensure_registry_schema(database_url)
-    return FeatureStore(repo_path=str(repo_path))
+    check_feature_database(database_url)
+    return FeatureStore(repo_path=str(repo_path), config=repo_config(database_url, repo_path))
 
 
 def feature_service(store: FeatureStore, name: str = FEATURE_SERVICE) -> FeatureService:

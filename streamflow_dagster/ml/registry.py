@@ -138,7 +138,15 @@ def download_model(client: MlflowClient, version: int | str, dst: Path) -> Path:
     from mlflow.artifacts import download_artifacts
 
     uri = client.get_model_version_download_uri(REGISTERED_MODEL, str(version))
-    return Path(download_artifacts(artifact_uri=uri, dst_path=str(dst)))
+    # The client's store, not MLflow's process-wide URIs (a models:/ URI is resolved there).
+    return Path(
+        download_artifacts(
+            artifact_uri=uri,
+            dst_path=str(dst),
+            tracking_uri=client.tracking_uri,
+            registry_uri=client.tracking_uri,
+        )
+    )
 
 
 def load_version(client: MlflowClient, version: int | str):

@@ -33,8 +33,32 @@ def ensure_database(server_url: str, database: str) -> None:
                 pass  # created by a parallel process in the meantime
 
 
+class WarehouseNotRunning(RuntimeError):
+    """The embedded server is the warehouse in use and it is not running."""
+
+
 def warehouse_url(settings: Settings | None = None) -> str:
-    """URL of the warehouse database; starts the embedded server when no URL is configured."""
+    """URL of the warehouse database, looked up only: starts nothing, creates nothing.
+
+    STREAMFLOW_DATABASE_URL when set, else the running embedded server's; `start_warehouse()`
+    is the one function that starts the embedded server.
+    """
+    settings = settings or load_settings()
+    if settings.database_url:
+        return settings.database_url
+    status = embedded_server(settings).status()
+    if not status.running:
+        raise WarehouseNotRunning(
+            f"The embedded PostgreSQL under {settings.pg_dir} is not running: start it with "
+            "`streamflow db start` (every `streamflow` command and every Dagster run starts "
+            "it too), or set STREAMFLOW_DATABASE_URL to use another server"
+        )
+    return status.url(WAREHOUSE_DB)
+
+
+def start_warehouse(settings: Settings | None = None) -> str:
+    """Make the warehouse ready and return its URL: starts the embedded server (when it is
+    the one in use) and creates its database. Idempotent and safe across processes."""
     settings = settings or load_settings()
     if settings.database_url:
         return settings.database_url

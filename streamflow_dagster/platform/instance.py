@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import fcntl
-import os
 from pathlib import Path
-
-from .settings import Settings
 
 # Two runs at a time fit two cores; pools serialise what must not overlap (dbt builds).
 # dagster.yaml cannot name a pool's own limit (the UI or `dagster instance concurrency set`
@@ -41,9 +38,3 @@ def init_instance(home: Path) -> Path:
         with dg.DagsterInstance.from_config(str(home)):
             pass
     return home
-
-
-def ensure_dagster_home(settings: Settings) -> Path:
-    """Point DAGSTER_HOME at the state folder (unless set) and make the instance ready."""
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home)))
-    return init_instance(home)

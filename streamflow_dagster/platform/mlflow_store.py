@@ -7,15 +7,17 @@ $STREAMFLOW_HOME/mlflow-artifacts. `mlflow_ui_command()` prints how to browse th
 
 from __future__ import annotations
 
-import os
 import shlex
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
-from .db import ensure_database, warehouse_url, with_database
+from .db import ensure_database, start_warehouse, warehouse_url, with_database
 from .settings import MLFLOW_DB, Settings, load_settings
 
 # The experiment every month's training run is logged to; the registered model is separate
@@ -26,7 +28,9 @@ EXPERIMENT_NAME = "streamflow_churn"
 _SCHEMA_LOCK_ID = 7_310_101
 # SQLAlchemy driver for the store: psycopg 3, the driver the rest of the platform uses.
 _SQLALCHEMY_SCHEME = "postgresql+psycopg"
-_URI_ENV_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+# Stores made ready in this process (tables checked, experiment in place): once is enough.
+_prepared: dict[tuple[str, Path | None, str], str] = {}
+_prepared_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -56,15 +60,27 @@ def libpq_url(tracking_uri: str) -> str:
 
 
 def resolve_store(settings: Settings | None = None) -> MlflowStore:
-    """The store to use: MLFLOW_TRACKING_URI when set, else database `mlflow` (created here)."""
+    """The store to use, looked up only: MLFLOW_TRACKING_URI when set, else database `mlflow`
+    on the warehouse's server. `start_store()` is the one that makes it ready."""
     settings = settings or load_settings()
     if settings.mlflow_tracking_uri:
         return MlflowStore(tracking_uri=settings.mlflow_tracking_uri, artifact_root=None)
-    warehouse = warehouse_url(settings)  # starts the embedded server when it is the default
-    ensure_database(warehouse, MLFLOW_DB)
     return MlflowStore(
-        tracking_uri=backend_store_uri(warehouse), artifact_root=settings.mlflow_artifacts_dir
+        tracking_uri=backend_store_uri(warehouse_url(settings)),
+        artifact_root=settings.mlflow_artifacts_dir,
     )
+
+
+def start_store(settings: Settings | None = None, *, prepare: bool = True) -> MlflowStore:
+    """The store, made ready: on the embedded default the warehouse server is started and
+    database `mlflow` created; then (`prepare`) its tables and the experiment."""
+    settings = settings or load_settings()
+    if not settings.mlflow_tracking_uri:
+        ensure_database(start_warehouse(settings), MLFLOW_DB)
+    store = resolve_store(settings)
+    if prepare:
+        prepare_store(store)
+    return store
 
 
 def tracking_uri(settings: Settings | None = None) -> str:
@@ -109,32 +125,48 @@ def ensure_experiment(store: MlflowStore, name: str = EXPERIMENT_NAME) -> str:
         return experiment.experiment_id
 
 
-def activate(store: MlflowStore) -> str:
-    """Point this process's MLflow client at `store` (tables ready, experiment current)."""
+def prepare_store(store: MlflowStore, experiment: str = EXPERIMENT_NAME) -> str:
+    """The store's tables ready and `experiment` in place, once per process; its id."""
+    key = (store.tracking_uri, store.artifact_root, experiment)
+    with _prepared_lock:
+        if key not in _prepared:
+            initialize_schema(store.tracking_uri)
+            _prepared[key] = ensure_experiment(store, experiment)
+        return _prepared[key]
+
+
+def mlflow_client(store: MlflowStore):  # -> mlflow.tracking.MlflowClient
+    """A client bound to `store` (tracking and registry): MLflow's global URIs stay as they are."""
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
+
+
+@contextmanager
+def fluent_store(
+    store: MlflowStore, experiment: str = EXPERIMENT_NAME, restore_to: str | None = None
+) -> Iterator[str]:
+    """MLflow's fluent API (mlflow.start_run, mlflow.sklearn.log_model) on `store` for the block.
+
+    The fluent API has one process-wide tracking URI; this is the one place that sets it, and
+    it puts back `restore_to` (the user's MLFLOW_TRACKING_URI, or None: unset) afterwards, so
+    what runs next in the process does not depend on what ran before. Yields the experiment id.
+    """
     import mlflow
 
-    initialize_schema(store.tracking_uri)
-    # Artifacts are local files or a bucket: a progress bar per download only floods run logs.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    # mlflow.set_*_uri also export MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI, which settings
-    # reads as "an external MLflow was configured"; keep the environment as the user set it.
-    saved = {name: os.environ.get(name) for name in _URI_ENV_VARS}
+    experiment_id = prepare_store(store, experiment)
     mlflow.set_tracking_uri(store.tracking_uri)
-    mlflow.set_registry_uri(store.tracking_uri)
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-    experiment_id = ensure_experiment(store)
-    # Fluent runs (mlflow.start_run) then land in it, never in "Default" (./mlruns in the cwd).
-    mlflow.set_experiment(experiment_id=experiment_id)
-    return experiment_id
+    try:
+        # Fluent runs land in it, never in "Default" (./mlruns in the working directory).
+        mlflow.set_experiment(experiment_id=experiment_id)
+        yield experiment_id
+    finally:
+        mlflow.set_tracking_uri(restore_to)
 
 
 def mlflow_ui_args(settings: Settings | None = None, port: int = 5000) -> list[str] | None:
     """argv of `mlflow ui` on this installation's store; None when MLflow is a server already."""
-    store = resolve_store(settings)
+    store = start_store(settings)
     if not store.embedded:
         return None
     return [

@@ -96,6 +96,23 @@ def load_settings() -> Settings:
     )
 
 
+# Variables of libraries StreamFlow drives, and the value each gets when the user set none.
+LIBRARY_ENV_DEFAULTS = {
+    # Artifacts are local files or a bucket: a progress bar per download only floods run logs.
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
+
+
+def apply_library_env_defaults() -> None:
+    """Give the library variables the user left unset their StreamFlow value, in this process.
+
+    The one process-wide environment write outside the CLI: MLflow reads this flag only from
+    the environment. Called where a process sets up MLflow (the API, the MLflow resource).
+    """
+    for name, value in LIBRARY_ENV_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
+
 # -- the online API (streamflow serve) -------------------------------------------------------
 # The model's alias is watched this often: a promotion reaches a running API within it plus
 # the load time (about a second), well inside the 30 s the platform promises.

@@ -111,14 +111,17 @@ class Service:
 
     @classmethod
     def from_installation(cls) -> Service:
-        from ..platform.db import warehouse_url
-        from ..platform.mlflow_store import resolve_store
+        from ..platform.db import start_warehouse
+        from ..platform.mlflow_store import start_store
         from ..platform.settings import load_serve_settings, load_settings
 
         settings, serve = load_settings(), load_serve_settings()
+        database_url = start_warehouse(settings)  # the embedded server, when it is the default
+        # Its database, not its tables: the registry is read lazily (503 until it answers).
+        mlflow_store = start_store(settings, prepare=False)
         return cls(
-            warehouse_url(settings),  # starts the embedded server when it is the default
-            MlflowAliases(resolve_store(settings).tracking_uri),
+            database_url,
+            MlflowAliases(mlflow_store.tracking_uri),
             Split(serve.challenger_alias, serve.challenger_share),
             serve.reload_seconds,
             serve.admin_token,

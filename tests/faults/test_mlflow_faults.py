@@ -44,7 +44,7 @@ from streamflow_dagster.ml.registry import (
     set_alias,
 )
 from streamflow_dagster.ml.run_hygiene import END_REASON_TAG, end_orphaned_runs
-from streamflow_dagster.platform.mlflow_store import activate
+from streamflow_dagster.platform.mlflow_store import fluent_store, mlflow_client
 from tests.integration.ml.support import (
     fresh_mlflow_store,
     model_asset_resources,
@@ -73,9 +73,9 @@ def store(pg_server, tmp_path):
 
 @pytest.fixture
 def client(store):
-    activate(store)
-    yield MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
-    assert mlflow.active_run() is None
+    with fluent_store(store):
+        yield mlflow_client(store)
+        assert mlflow.active_run() is None
 
 
 def train(client, frame, run_id="dagster-run", **kwargs) -> int:
@@ -157,18 +157,18 @@ import mlflow, pandas as pd
 from mlflow.tracking import MlflowClient
 from streamflow_dagster.ml.month import train_month
 from streamflow_dagster.ml.run_hygiene import process_tags
-from streamflow_dagster.platform.mlflow_store import MlflowStore, activate
+from streamflow_dagster.platform.mlflow_store import MlflowStore, fluent_store
 from pathlib import Path
 
 uri, artifacts, frame_path = sys.argv[1:4]
-activate(MlflowStore(uri, Path(artifacts)))
 client = MlflowClient(tracking_uri=uri, registry_uri=uri)
 frame = pd.read_parquet(frame_path)
-mlflow.start_run(run_name="churn_model killed", tags={"dagster_run_id": "killed-run"})
-mlflow.set_tags(process_tags())
-train_month(client, frame, as_of=str(frame["as_of"].iloc[0]), feature_service="churn_v1",
-            dagster_run_id="killed-run")
-os.kill(os.getpid(), signal.SIGKILL)  # killed before the step could end its run
+with fluent_store(MlflowStore(uri, Path(artifacts))):
+    mlflow.start_run(run_name="churn_model killed", tags={"dagster_run_id": "killed-run"})
+    mlflow.set_tags(process_tags())
+    train_month(client, frame, as_of=str(frame["as_of"].iloc[0]), feature_service="churn_v1",
+                dagster_run_id="killed-run")
+    os.kill(os.getpid(), signal.SIGKILL)  # killed before the step could end its run
 """
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -100,15 +99,6 @@ def load_landing_month(conn: psycopg.Connection, folder: Path, as_of: str) -> No
             frame = frame.merge(pd.read_csv(folder / extra), on="user_id", how="left")
         frame.insert(1, "as_of", as_of)
         insert_rows(conn, table, frame[["user_id", "as_of", *MART_COLUMNS[table]]])
-
-
-@pytest.fixture
-def restore_environ():
-    """Feast's store sets STREAMFLOW_PG_* and PGTZ in os.environ; put them back afterwards."""
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 @pytest.fixture

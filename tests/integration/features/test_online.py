@@ -18,17 +18,23 @@ from streamflow_dagster.defs.resources import FeastResource, WarehouseResource
 from streamflow_dagster.features.online import materialize_month, online_month
 from streamflow_dagster.features.registry import apply_repo
 from streamflow_dagster.features.specs import online_views
-from streamflow_dagster.features.store import FEATURE_SERVICE, feature_names, feature_store
+from streamflow_dagster.features.store import (
+    FEATURE_SERVICE,
+    feature_names,
+    feature_store,
+    prepare_feature_database,
+)
 from streamflow_dagster.platform.settings import FEATURE_REPO_DIR
 from tests.integration.conftest import insert_rows
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("restore_environ")]
+pytestmark = pytest.mark.integration
 
 ONLINE_SCHEMA = "feast_online"
 LONG_ID = "u" + "x" * 300  # a key longer than 255 bytes: a 2-byte length in the entity key
 
 
 def applied_store(url: str):
+    prepare_feature_database(url)
     store = feature_store(url)
     apply_repo(store, FEATURE_REPO_DIR)
     return store
@@ -278,10 +284,10 @@ def test_feast_cli_works_by_hand_from_the_repository(demo_marts, monkeypatch):
     from click.testing import CliRunner
     from feast.cli.cli import cli
 
-    from streamflow_dagster.features.store import ensure_registry_schema, feast_env
+    from streamflow_dagster.features.store import feast_env
 
     url, months = demo_marts
-    ensure_registry_schema(url)  # the platform's first apply does this; see feature_repo/README
+    prepare_feature_database(url)  # the platform's first apply does this; see feature_repo/README
     for name, value in feast_env(url).items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(FEATURE_REPO_DIR)

@@ -19,7 +19,7 @@ from tests.integration.features.test_online import (
     applied_store,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("restore_environ")]
+pytestmark = pytest.mark.integration
 
 
 def same(left: object, right: object) -> bool:

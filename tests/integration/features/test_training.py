@@ -19,7 +19,12 @@ from streamflow_dagster.defs.features import (
 from streamflow_dagster.defs.resources import FeastResource, WarehouseResource
 from streamflow_dagster.features.registry import apply_repo
 from streamflow_dagster.features.specs import service_views
-from streamflow_dagster.features.store import FEATURE_SERVICE, feature_names, feature_store
+from streamflow_dagster.features.store import (
+    FEATURE_SERVICE,
+    feature_names,
+    feature_store,
+    prepare_feature_database,
+)
 from streamflow_dagster.features.training import (
     historical_features_via_feast,
     point_in_time_query,
@@ -34,12 +39,13 @@ from streamflow_dagster.features.training_table import (
 from streamflow_dagster.platform.settings import FEATURE_REPO_DIR
 from tests.integration.conftest import insert_rows
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("restore_environ")]
+pytestmark = pytest.mark.integration
 
 CANARY = 987654.25  # a value no real feature takes
 
 
 def build(url: str, month: str) -> pd.DataFrame:
+    prepare_feature_database(url)
     store = feature_store(url)
     apply_repo(store, FEATURE_REPO_DIR)
     with psycopg.connect(url) as conn:
@@ -97,6 +103,7 @@ def test_training_set_equals_an_independent_as_of_join(demo_marts):
 def test_sql_path_equals_feast_get_historical_features(demo_marts):
     url, months = demo_marts
     drop_from_mart(url, "support_agg_90d_snapshots", months[2], 7)
+    prepare_feature_database(url)
     store = feature_store(url)
     apply_repo(store, FEATURE_REPO_DIR)
     views = service_views(store, FEATURE_SERVICE)

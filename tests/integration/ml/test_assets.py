@@ -21,7 +21,7 @@ from streamflow_dagster.platform.mlflow_store import EXPERIMENT_NAME
 from tests.integration.conftest import create_marts, load_landing_month
 from tests.integration.ml.support import fresh_mlflow_store, model_asset_resources
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("restore_environ")]
+pytestmark = pytest.mark.integration
 
 SELECTION = ["feast_registry", "training_set", "churn_model", "production_model", "churn_scores"]
 

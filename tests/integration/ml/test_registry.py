@@ -23,7 +23,7 @@ from streamflow_dagster.ml.registry import (
     get_version,
     load_version,
 )
-from streamflow_dagster.platform.mlflow_store import activate
+from streamflow_dagster.platform.mlflow_store import fluent_store
 from tests.integration.ml.support import fresh_mlflow_store, training_frame
 
 pytestmark = pytest.mark.integration
@@ -41,9 +41,9 @@ def months(tmp_path_factory):
 @pytest.fixture
 def client(pg_server, tmp_path):
     store = fresh_mlflow_store(pg_server.url("postgres"), tmp_path / "artifacts")
-    activate(store)
-    yield MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
-    assert mlflow.active_run() is None
+    with fluent_store(store):
+        yield MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
+        assert mlflow.active_run() is None
 
 
 def train(client, frame, run_id="dagster-run-1", **kwargs):

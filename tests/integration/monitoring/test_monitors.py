@@ -5,7 +5,6 @@ starts in July, so July drifts from June and June does not drift from May."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 
@@ -40,7 +39,6 @@ ASSETS = [*FEATURE_ASSETS, *MODEL_ASSETS, *MONITOR_ASSETS]
 def stack(pg_server, tmp_path_factory):
     """Marts of May-July (2,500 demo users; June and July without labels yet), the May model
     trained, promoted to `production` and scoring May. Shared by the tests of this module."""
-    saved_environ = dict(os.environ)  # Feast's store sets STREAMFLOW_PG_* and PGTZ
     tmp = tmp_path_factory.mktemp("monitors")
     summaries = generate_landing(tmp / "landing", users=2500, months=7, seed=3)
     assert summaries[SHIFTED_MONTH_INDEX].as_of.isoformat() == JULY
@@ -60,9 +58,7 @@ def stack(pg_server, tmp_path_factory):
     built = {"url": url, "landing": tmp / "landing", "resources": resources, "instance": instance}
     setup = ["feast_registry", "training_set", "churn_model", "production_model", "churn_scores"]
     assert materialize(built, MAY, setup).success
-    yield built
-    os.environ.clear()
-    os.environ.update(saved_environ)
+    return built
 
 
 def materialize(stack, month: str, selection: list[str]) -> dg.ExecuteInProcessResult:

@@ -26,12 +26,12 @@ from mlflow.tracking import MlflowClient
 from streamflow_dagster.features.online import materialize_month
 from streamflow_dagster.features.registry import apply_repo
 from streamflow_dagster.features.specs import online_views
-from streamflow_dagster.features.store import feature_store
+from streamflow_dagster.features.store import feature_store, prepare_feature_database
 from streamflow_dagster.landing.demo_data import generate_landing
 from streamflow_dagster.ml.month import train_month
 from streamflow_dagster.ml.registry import PRODUCTION_ALIAS, set_alias
 from streamflow_dagster.platform.db import ensure_database, with_database
-from streamflow_dagster.platform.mlflow_store import activate
+from streamflow_dagster.platform.mlflow_store import fluent_store
 from streamflow_dagster.platform.settings import FEATURE_REPO_DIR
 from streamflow_dagster.serving.app import STARTUP_WAIT_S, create_app
 from streamflow_dagster.serving.service import MlflowAliases, Service
@@ -73,6 +73,7 @@ def build_stack(server_url: str, folder: Path) -> Stack:
                 {"user_id": [PROFILE_ONLY_USER], "as_of": [months[-1]], "months_active": [2]}
             ),
         )
+    prepare_feature_database(url)
     store = feature_store(url)
     apply_repo(store, FEATURE_REPO_DIR)
     materialize_month(url, online_views(store), ONLINE_SCHEMA, date.fromisoformat(months[-1]))
@@ -95,19 +96,19 @@ def build_stack(server_url: str, folder: Path) -> Stack:
             )
         ]
     mlflow_store = fresh_mlflow_store(server_url, folder / "artifacts")
-    activate(mlflow_store)
     client = MlflowClient(
         tracking_uri=mlflow_store.tracking_uri, registry_uri=mlflow_store.tracking_uri
     )
-    for month in months:
-        with mlflow.start_run(run_name=f"churn_model {month}"):
-            train_month(
-                client,
-                training_frame(folder / "landing" / month),
-                as_of=month,
-                feature_service="churn_v1",
-                dagster_run_id=f"run-{month}",
-            )
+    with fluent_store(mlflow_store):
+        for month in months:
+            with mlflow.start_run(run_name=f"churn_model {month}"):
+                train_month(
+                    client,
+                    training_frame(folder / "landing" / month),
+                    as_of=month,
+                    feature_service="churn_v1",
+                    dagster_run_id=f"run-{month}",
+                )
     set_alias(client, PRODUCTION_ALIAS, 1)
     return Stack(server_url, url, mlflow_store.tracking_uri, client, months, online, gone)
 

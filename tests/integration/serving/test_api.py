@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from collections import Counter
@@ -37,10 +36,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def stack(pg_server, tmp_path_factory) -> Stack:
-    saved = dict(os.environ)  # Feast's store sets STREAMFLOW_PG_* and PGTZ
-    yield build_stack(pg_server.url("postgres"), tmp_path_factory.mktemp("api"))
-    os.environ.clear()
-    os.environ.update(saved)
+    return build_stack(pg_server.url("postgres"), tmp_path_factory.mktemp("api"))
 
 
 @pytest.fixture

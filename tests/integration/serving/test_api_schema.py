@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -20,13 +18,10 @@ EXAMPLES_PER_OPERATION = 60
 
 @pytest.fixture(scope="module")
 def running_api(pg_server, tmp_path_factory):
-    saved = dict(os.environ)
     stack = build_stack(pg_server.url("postgres"), tmp_path_factory.mktemp("api-schema"))
     with RunningApi(make_service(stack.database_url, stack.tracking_uri)) as api:
         api.wait_ready()
         yield api
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 def test_no_request_gets_a_server_error(running_api):

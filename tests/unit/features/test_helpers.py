@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
@@ -13,7 +14,7 @@ from streamflow_dagster.features.encoding import (
     entity_key_prefix,
 )
 from streamflow_dagster.features.registry import repo_code_version
-from streamflow_dagster.features.store import feast_env
+from streamflow_dagster.features.store import expand_variables, feast_env, repo_config
 from streamflow_dagster.platform.settings import FEATURE_REPO_DIR
 
 URL = "postgresql://postgres@127.0.0.1:5433/streamflow"
@@ -30,6 +31,24 @@ def test_feast_env_keeps_the_sslmode_of_an_external_url():
     env = feast_env("postgresql://app:s3cret@db.example:5432/prod?sslmode=verify-full")
     assert env["STREAMFLOW_PG_SSLMODE"] == "verify-full"
     assert env["STREAMFLOW_PG_PASSWORD"] == "s3cret"
+
+
+def test_repo_config_takes_the_connection_from_the_url_not_the_environment():
+    url = "postgresql://app:s3cret@db.example:6543/prod?sslmode=verify-full"
+    before = {name: os.environ.get(name) for name in feast_env(url)}
+    config = repo_config(url)
+    assert {name: os.environ.get(name) for name in feast_env(url)} == before  # none exported
+    online, offline = config.online_store, config.offline_store
+    assert (online.host, online.port, online.database) == ("db.example", 6543, "prod")
+    assert (offline.user, offline.password, offline.sslmode) == ("app", "s3cret", "verify-full")
+    connect = config.registry.sqlalchemy_config_kwargs["connect_args"]
+    assert (connect["host"], connect["dbname"]) == ("db.example", "prod")
+    assert config.repo_path == FEATURE_REPO_DIR
+
+
+def test_expand_variables_fills_known_names_and_leaves_the_others():
+    text = "a: ${KNOWN}\nb: $KNOWN\nc: ${OTHER}"
+    assert expand_variables(text, {"KNOWN": "x"}) == "a: x\nb: x\nc: ${OTHER}"
 
 
 def test_code_version_follows_the_definition_files(tmp_path):
