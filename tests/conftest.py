@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+# Landing months without a manifest are read once unchanged this long (README, "Landing"): the
+# tests write their files and read them at once, so no settle time unless a test sets one.
+os.environ.setdefault("STREAMFLOW_LANDING_SETTLE_SECONDS", "0")
+
 
 @pytest.fixture(scope="session")
 def stack_home(tmp_path_factory) -> Path:

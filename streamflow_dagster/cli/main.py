@@ -128,6 +128,7 @@ def _materialize(months_window: str | None, *, home_label: str) -> int:
         months = select_months(months, months_window)
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--months") from None
+    _require_complete(settings, months)
 
     started = time.monotonic()
     click.echo(
@@ -166,6 +167,17 @@ def _materialize(months_window: str | None, *, home_label: str) -> int:
         )
     )
     return 0 if all(r.success for r in runs) else 1
+
+
+def _require_complete(settings, months: list[str]) -> None:
+    """Only complete months are run (the landing rule in the README); else say what is wrong."""
+    from ..landing.completeness import LandingNotReady, require_complete
+    from ..platform.settings import landing_settle_seconds
+
+    try:
+        require_complete(settings.landing_dir, months, landing_settle_seconds(), echo=click.echo)
+    except (LandingNotReady, ValueError) as err:
+        raise click.ClickException(str(err)) from None
 
 
 @main.command("run")

@@ -10,8 +10,10 @@ from ..landing.checks import (
     row_count_change_check,
     schema_check,
 )
+from ..landing.completeness import LandingNotReady, read_when_complete
 from ..landing.contract import LANDING_TABLES, RAW_SCHEMA
 from ..landing.load import load_month, parse_month
+from ..platform.settings import landing_settle_seconds
 from .partitions import AS_OF_PARTITIONS, validate_as_of
 from .resources import LandingResource, WarehouseResource
 
@@ -90,7 +92,7 @@ def landing_ingestion(
     as_of = context.partition_key
     validate_as_of(as_of)
     context.log.info(f"Validating landing files of {as_of} in {landing.folder / as_of}")
-    parsed = parse_month(landing.folder, as_of)
+    parsed, fingerprint = _read_complete_month(context, landing, as_of)
     with warehouse.connect() as conn:
         loads = load_month(conn, as_of, parsed)
 
@@ -114,6 +116,7 @@ def landing_ingestion(
                 "rows_rejected": load.rows_rejected,
                 "reject_rate": round(load.reject_rate, 6),
                 "source_file": str(landing.folder / as_of / table.file),
+                "landing_fingerprint": fingerprint,
             },
             check_results=[
                 _check_result(
@@ -129,3 +132,20 @@ def landing_ingestion(
                 _check_result(table.asset_name, SCHEMA_CHECK, schema_check(load)),
             ],
         )
+
+
+def _read_complete_month(context, landing: LandingResource, as_of: str):
+    """The parsed month, read only once it is complete by the README's landing rule."""
+    folder = landing.folder / as_of
+    if not folder.is_dir():
+        return parse_month(landing.folder, as_of), ""  # raises, naming the folder expected
+    try:
+        check, parsed = read_when_complete(
+            folder,
+            landing_settle_seconds(),
+            lambda: parse_month(landing.folder, as_of),
+            on_wait=lambda c: context.log.info(f"waiting for the landing month: {c.describe()}"),
+        )
+    except LandingNotReady as err:
+        raise dg.Failure(description=str(err), metadata={"landing_folder": str(folder)}) from None
+    return parsed, check.fingerprint

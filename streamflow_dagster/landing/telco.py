@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..defs.partitions import validate_as_of
+from .completeness import write_manifest
 from .contract import TABLES_BY_NAME
 
 YES = "Yes"
@@ -110,6 +111,7 @@ def write_telco_month(csv_path: Path, as_of: str, out_dir: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for name, frame in telco_tables(telco, month).items():
         frame.to_csv(folder / TABLES_BY_NAME[name].file, index=False)
+    write_manifest(folder)  # last: the month is complete for readers only now
     return folder
 
 

@@ -73,6 +73,22 @@ def load_settings() -> Settings:
     )
 
 
+# -- landing completeness (landing/completeness.py) ------------------------------------------
+# A month folder without a manifest is read once its files are this old: long enough for a
+# copy that is still writing to have touched a file again, short enough not to delay a run.
+DEFAULT_LANDING_SETTLE_SECONDS = 10.0
+
+
+def landing_settle_seconds() -> float:
+    """STREAMFLOW_LANDING_SETTLE_SECONDS; a malformed value is a ValueError naming it."""
+    return _number(
+        "STREAMFLOW_LANDING_SETTLE_SECONDS",
+        DEFAULT_LANDING_SETTLE_SECONDS,
+        "a number of seconds, 0 or more",
+        lambda v: v >= 0.0,
+    )
+
+
 # -- the online API (streamflow serve) -------------------------------------------------------
 # The model's alias is watched this often: a promotion reaches a running API within it plus
 # the load time (about a second), well inside the 30 s the platform promises.
