@@ -43,9 +43,13 @@ def _embedded():
 def db_start() -> None:
     """Start the embedded server (no-op when it is running)."""
     from ..platform.db import warehouse_url
+    from ..platform.embedded_pg import EmbeddedPostgresError
 
     settings, server = _embedded()
-    url = warehouse_url(settings)
+    try:
+        url = warehouse_url(settings)
+    except EmbeddedPostgresError as err:
+        raise click.ClickException(str(err)) from None
     status = server.status()
     click.echo(f"PostgreSQL running (pid {status.pid}) at {url}\n  data: {status.data_dir}")
 
@@ -64,11 +68,15 @@ def db_status() -> None:
     if settings.database_url:
         click.echo("external PostgreSQL (STREAMFLOW_DATABASE_URL); nothing embedded to manage")
         return
-    status = _embedded()[1].status()
+    server = _embedded()[1]
+    status = server.status()
+    if server.repaired:
+        click.echo(f"note: {server.repaired}")
     if status.running:
         click.echo(f"running: pid {status.pid}, 127.0.0.1:{status.port}, data {status.data_dir}")
     else:
-        click.echo(f"stopped (data {status.data_dir}); `streamflow db start` starts it")
+        where = f", port {status.port} kept for it" if status.port else ""
+        click.echo(f"stopped (data {status.data_dir}{where}); `streamflow db start` starts it")
         sys.exit(1)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 import psycopg
 
-from ..platform.db import connection_env, warehouse_url
+from ..platform.db import connect, connection_env, warehouse_url
 from ..platform.settings import Settings, load_settings
 
 
@@ -30,7 +30,8 @@ class WarehouseResource(dg.ConfigurableResource):
         return warehouse_url(self._settings())
 
     def connect(self, **kwargs) -> psycopg.Connection:
-        return psycopg.connect(self.url(), **kwargs)
+        """A connection to the warehouse; unreachable: an error naming the server and the fix."""
+        return connect(self.url(), **kwargs)
 
     def libpq_env(self) -> dict[str, str]:
         """Connection env vars read by dbt's profiles.yml and Feast's feature_store.yaml."""

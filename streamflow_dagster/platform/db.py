@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import psycopg
@@ -9,6 +10,33 @@ from psycopg import sql
 
 from .embedded_pg import EmbeddedPostgres
 from .settings import WAREHOUSE_DB, Settings, load_settings
+
+# Seconds a connection attempt may take. libpq reads PGCONNECT_TIMEOUT for every connection
+# it opens without its own connect_timeout: ours, dbt's, Feast's, MLflow's and Dagster's, in
+# this process and in the step and dbt processes it starts. Without it an unreachable host
+# blocks for the kernel's TCP timeout (minutes); with it a step fails well within 60 s.
+CONNECT_TIMEOUT_S = 10
+os.environ.setdefault("PGCONNECT_TIMEOUT", str(CONNECT_TIMEOUT_S))
+
+
+class DatabaseUnavailable(RuntimeError):
+    """PostgreSQL cannot be reached: says which server and what to do, not a library trace."""
+
+
+def unavailable(url: str, error: Exception, service: str = "warehouse") -> DatabaseUnavailable:
+    parts = urlsplit(url)
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    settings = load_settings()
+    advice = (
+        "Check the server at STREAMFLOW_DATABASE_URL is up and reachable"
+        if settings.database_url
+        else "`streamflow db status` tells whether the embedded server runs and "
+        "`streamflow db start` starts it"
+    )
+    return DatabaseUnavailable(
+        f"PostgreSQL ({service} database, {parts.hostname}:{parts.port}) is unreachable: "
+        f"{first_line}. {advice}; then run the month again (`streamflow run --months <AS_OF>`)."
+    )
 
 
 def embedded_server(settings: Settings) -> EmbeddedPostgres:
@@ -57,5 +85,11 @@ def connection_env(url: str) -> dict[str, str]:
     }
 
 
-def connect(url: str | None = None, **kwargs) -> psycopg.Connection:
-    return psycopg.connect(url or warehouse_url(), **kwargs)
+def connect(url: str | None = None, service: str = "warehouse", **kwargs) -> psycopg.Connection:
+    """A connection with a bounded connect time; DatabaseUnavailable when it cannot be made."""
+    url = url or warehouse_url()
+    kwargs.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
+    try:
+        return psycopg.connect(url, **kwargs)
+    except psycopg.OperationalError as error:
+        raise unavailable(url, error, service) from None

@@ -1,0 +1,171 @@
+"""Faults of PostgreSQL itself, each on a server of its own: killed, stopped and started,
+unreachable, stale or damaged state files, an online swap cut short."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from datetime import date
+from pathlib import Path
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from streamflow_dagster.cli.main import main
+from streamflow_dagster.features.online import materialize_month
+from streamflow_dagster.features.online_tables import STAGE_PREFIX, build_stage
+from streamflow_dagster.features.specs import online_views
+from streamflow_dagster.platform.embedded_pg import EmbeddedPostgres
+from tests.integration.features.test_online import ONLINE_SCHEMA, applied_store, online_rows
+from tests.integration.helpers import write_month
+from tests.integration.landing.test_ingestion import JAN, clean_month, materialize
+
+pytestmark = [pytest.mark.faults, pytest.mark.integration]
+
+
+@pytest.fixture
+def own_server(tmp_path):
+    """An embedded server of this test alone, so killing it touches nothing else."""
+    server = EmbeddedPostgres(tmp_path / "pg")
+    yield server
+    server.stop()
+
+
+def kill_server(server: EmbeddedPostgres) -> None:
+    """SIGKILL the postmaster and every process it forked: a power cut, as far as PostgreSQL
+    can tell (nothing gets to flush anything)."""
+    pid = server.status().pid
+    children = [
+        int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _parent(p) == pid
+    ]
+    for victim in [pid, *children]:
+        try:
+            os.kill(victim, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # already gone
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _parent(proc: Path) -> int | None:
+    try:
+        return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def test_a_committed_row_survives_a_crash(own_server):
+    status = own_server.start()
+    with psycopg.connect(status.url(), autocommit=True) as conn:
+        assert conn.execute("show synchronous_commit").fetchone()[0] == "on"
+        assert conn.execute("show fsync").fetchone()[0] == "on"
+        conn.execute("create table months (as_of date primary key, rows bigint)")
+    with psycopg.connect(status.url()) as conn:  # one committed transaction, then the crash
+        conn.execute(
+            "insert into months select d::date, 1 from generate_series("
+            "'2000-01-31'::date, '2030-12-31', '1 month') d"
+        )
+        conn.commit()
+        kill_server(own_server)
+    again = own_server.start()
+    assert again.port == status.port
+    with psycopg.connect(again.url()) as conn:
+        assert conn.execute("select count(*) from months").fetchone()[0] == 372
+
+
+def test_the_port_is_kept_and_a_taken_port_is_named(own_server):
+    first = own_server.start()
+    own_server.stop()
+    assert own_server.start().port == first.port
+    kill_server(own_server)  # a crash leaves postmaster.pid behind: still the same port
+    assert own_server.start().port == first.port
+    own_server.stop()
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", first.port))
+        squatter.listen()
+        with pytest.raises(RuntimeError, match=f"Port {first.port}.*taken by another process"):
+            own_server.start()
+
+
+def test_db_status_sees_through_a_reused_pid_and_a_damaged_server_json(tmp_path, monkeypatch):
+    monkeypatch.setenv("STREAMFLOW_HOME", str(tmp_path))
+    monkeypatch.delenv("STREAMFLOW_DATABASE_URL", raising=False)
+    server = EmbeddedPostgres(tmp_path / "postgres")
+    port = server.start().port
+    try:
+        kill_server(server)
+        impostor = subprocess.Popen(["sleep", "120"])  # the old pid, reused by something else
+        try:
+            pid_file = server.data_dir / "postmaster.pid"
+            lines = pid_file.read_text().splitlines()
+            pid_file.write_text("\n".join([str(impostor.pid), *lines[1:]]) + "\n")
+            (tmp_path / "postgres" / "server.json").write_text("")
+            status = CliRunner().invoke(main, ["db", "status"])
+            assert status.exit_code == 1 and status.output.count("stopped") == 1, status.output
+            assert "server.json was damaged" in status.output
+            assert f"port {port}" in status.output  # repaired from where it last listened
+            started = CliRunner().invoke(main, ["db", "start"])
+            assert started.exit_code == 0, started.output
+            assert f":{port}/" in started.output
+        finally:
+            impostor.kill()
+            impostor.wait()
+    finally:
+        server.stop()
+
+
+def test_an_unreachable_database_fails_the_step_within_60_s_saying_what_to_do(tmp_path):
+    """A host that takes the connection and never answers (a firewall, a hung server)."""
+    write_month(tmp_path / "landing", JAN, clean_month())
+    with socket.socket() as blackhole:
+        blackhole.bind(("127.0.0.1", 0))
+        blackhole.listen()
+        url = f"postgresql://postgres@127.0.0.1:{blackhole.getsockname()[1]}/streamflow"
+        started = time.monotonic()
+        result = materialize(tmp_path, url, JAN, raise_on_error=False)
+        elapsed = time.monotonic() - started
+    assert not result.success and elapsed < 60
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    error = failure.step_failure_data.error
+    while error.cause is not None:  # the asset's own error, as the CLI shows it
+        error = error.cause
+    message = error.message
+    assert failure.step_key == "landing_ingestion"
+    assert "PostgreSQL (warehouse database, 127.0.0.1:" in message and "unreachable" in message
+    assert "run the month again" in message
+
+
+@pytest.mark.usefixtures("restore_environ")
+def test_stage_tables_of_an_interrupted_swap_are_dropped_by_the_next_write(demo_marts):
+    url, months = demo_marts
+    store = applied_store(url)
+    views = online_views(store)
+    newest = date.fromisoformat(months[-1])
+    materialize_month(url, views, ONLINE_SCHEMA, newest)
+    expected = online_rows(url, views)
+    with psycopg.connect(url) as conn:  # the stages were built, then the process died
+        for number, view in enumerate(views):
+            build_stage(conn, view, ONLINE_SCHEMA, newest, number)
+    assert _stages(url)
+
+    write = materialize_month(url, views, ONLINE_SCHEMA, date.fromisoformat(months[0]))
+    assert not write.written  # an older month: nothing written, yet the leftovers are gone
+    assert _stages(url) == []
+    assert online_rows(url, views) == expected
+
+
+def _stages(url: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        return [
+            row[0]
+            for row in conn.execute(
+                "select tablename from pg_tables where schemaname = %s and "
+                "starts_with(tablename, %s)",
+                (ONLINE_SCHEMA, STAGE_PREFIX),
+            )
+        ]
