@@ -81,7 +81,11 @@ def _free_port() -> int:
 
 
 def _port_is_free(port: int) -> bool:
+    """Whether postgres could listen on `port`. It binds with SO_REUSEADDR, so connections of
+    its previous run still in TIME_WAIT do not count (without it, every restart within a
+    minute of a busy stop would look taken); another listener does."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
