@@ -5,6 +5,8 @@ from __future__ import annotations
 import shlex
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -154,7 +156,8 @@ def _materialize(months_window: str | None, *, home_label: str) -> int:
         setup = run_setup(defs, SETUP_JOB, instance, log_file=log_file)
         if not setup.success:
             raise click.ClickException(
-                f"Applying the Feast definitions failed (run {setup.run_id}); see {log_file}"
+                f"Applying the Feast definitions failed (run {setup.run_id}): "
+                f"{_step_failures(setup)}; see {log_file}"
             )
         runs = run_months(defs, MONTHLY_JOB, months, instance, echo=click.echo, log_file=log_file)
     import psycopg
@@ -188,6 +191,30 @@ def _require_complete(settings, months: list[str]) -> None:
         raise click.ClickException(str(err)) from None
 
 
+def _step_failures(result) -> str:
+    """Each failed step with its innermost error: the asset's own words."""
+    lines = []
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            while error is not None and error.cause is not None:
+                error = error.cause
+            lines.append(f"{event.step_key}: {error.message.strip() if error else '?'}")
+    return "; ".join(lines) or "no step failed (see the log)"
+
+
+@contextmanager
+def _database_errors() -> Iterator[None]:
+    """PostgreSQL unreachable or not starting: one line saying what to do, no traceback."""
+    from ..platform.db import DatabaseUnavailable, readable_failures
+
+    try:
+        with readable_failures():
+            yield
+    except DatabaseUnavailable as error:
+        raise click.ClickException(str(error)) from None
+
+
 @main.command("run")
 @click.option(
     "--months",
@@ -198,7 +225,8 @@ def _require_complete(settings, months: list[str]) -> None:
 )
 def run(months_window: str | None) -> None:
     """Materialize landed months through the whole graph, one Dagster run per month."""
-    sys.exit(_materialize(months_window, home_label=str(load_settings().home)))
+    with _database_errors():
+        sys.exit(_materialize(months_window, home_label=str(load_settings().home)))
 
 
 @main.command("demo")
@@ -220,7 +248,8 @@ def demo(users: int, months: int, seed: int) -> None:
             start="2024-01-31",
             out=settings.landing_dir,
         )
-    sys.exit(_materialize(None, home_label=str(settings.home)))
+    with _database_errors():
+        sys.exit(_materialize(None, home_label=str(settings.home)))
 
 
 # -- feast ---------------------------------------------------------------------------

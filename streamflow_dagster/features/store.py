@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
-import psycopg
 from psycopg import sql
 
-from ..platform.db import connection_env
+from ..platform.db import connect, connection_env
 from ..platform.settings import FEATURE_REPO_DIR
 
 if TYPE_CHECKING:
@@ -42,7 +41,7 @@ def feast_env(database_url: str) -> dict[str, str]:
 
 def ensure_registry_schema(database_url: str) -> None:
     """Create the registry's schema; Feast creates its tables there but not the schema."""
-    with psycopg.connect(database_url, autocommit=True) as conn:
+    with connect(database_url, service="Feast registry", autocommit=True) as conn:
         conn.execute(
             sql.SQL("create schema if not exists {}").format(sql.Identifier(REGISTRY_SCHEMA))
         )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
 
-from .embedded_pg import EmbeddedPostgres
+from .embedded_pg import EmbeddedPostgres, EmbeddedPostgresError
 from .settings import WAREHOUSE_DB, Settings, load_settings
 
 # Seconds a connection attempt may take. libpq reads PGCONNECT_TIMEOUT for every connection
@@ -50,7 +52,7 @@ def with_database(url: str, database: str) -> str:
 
 def ensure_database(server_url: str, database: str) -> None:
     """Create `database` on the server at `server_url` if it does not exist yet."""
-    with psycopg.connect(server_url, autocommit=True) as conn:
+    with connect(server_url, autocommit=True) as conn:
         exists = conn.execute(
             "select 1 from pg_database where datname = %s", (database,)
         ).fetchone()
@@ -59,6 +61,27 @@ def ensure_database(server_url: str, database: str) -> None:
                 conn.execute(sql.SQL("create database {}").format(sql.Identifier(database)))
             except psycopg.errors.DuplicateDatabase:
                 pass  # created by a parallel process in the meantime
+
+
+@contextmanager
+def readable_failures() -> Iterator[None]:
+    """For the command line: a database that cannot be reached or started is one message
+    saying what to do (DatabaseUnavailable), not a library traceback."""
+    try:
+        yield
+    except EmbeddedPostgresError as error:
+        raise DatabaseUnavailable(str(error)) from None
+    except psycopg.OperationalError as error:
+        raise unavailable(_url_of(error), error) from None
+
+
+def _url_of(error: psycopg.OperationalError) -> str:
+    """host:port of the failed connection, as far as the error still knows it."""
+    try:
+        host, port = error.pgconn.host.decode(), error.pgconn.port.decode()
+    except (AttributeError, psycopg.Error):  # no connection object, or already released
+        return "postgresql://?:?/"
+    return f"postgresql://{host}:{port}/"
 
 
 def warehouse_url(settings: Settings | None = None) -> str:
