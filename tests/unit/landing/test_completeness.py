@@ -161,3 +161,13 @@ def test_require_complete_waits_for_settling_and_names_every_bad_month(tmp_path)
     message = str(raised.value)
     assert "2024-01-31" in message and "users.csv: not there yet" in message
     assert "support_agg_90d.csv: 1 rows" in message and "Nothing was run" in message
+
+
+def test_demo_months_are_complete_as_soon_as_written(tmp_path):
+    from streamflow_dagster.landing.demo_data import generate_landing
+
+    generate_landing(tmp_path, users=30, months=2, seed=5)
+    for folder in sorted(tmp_path.iterdir()):
+        check = check_month(folder, settle_seconds=3600)  # fresh files: only the manifest
+        assert check.complete, check.reasons
+        assert (folder / MANIFEST).stat().st_mtime_ns >= (folder / "users.csv").stat().st_mtime_ns
