@@ -13,6 +13,7 @@ from ..landing.checks import (
 from ..landing.completeness import LandingNotReady, read_when_complete
 from ..landing.contract import LANDING_TABLES, RAW_SCHEMA
 from ..landing.load import load_month, parse_month
+from ..platform.db import readable_failures
 from ..platform.settings import landing_settle_seconds
 from .partitions import AS_OF_PARTITIONS, validate_as_of
 from .resources import LandingResource, WarehouseResource
@@ -93,8 +94,8 @@ def landing_ingestion(
     validate_as_of(as_of)
     context.log.info(f"Validating landing files of {as_of} in {landing.folder / as_of}")
     parsed, fingerprint = _read_complete_month(context, landing, as_of)
-    with warehouse.connect() as conn:
-        loads = load_month(conn, as_of, parsed)
+    with readable_failures(warehouse.url()), warehouse.connect() as conn:
+        loads = load_month(conn, as_of, parsed)  # one transaction: all of the month or none
 
     for table in LANDING_TABLES:
         load = loads[table.name]

@@ -63,16 +63,29 @@ def ensure_database(server_url: str, database: str) -> None:
                 pass  # created by a parallel process in the meantime
 
 
+# SQLSTATEs that mean the server went away (class 08: connection exception; 57P0x: shut down,
+# crashed, starting up). Other OperationalErrors (a lock timeout) are the statement's own.
+SERVER_GONE = ("08", "57P01", "57P02", "57P03")
+
+
+def server_gone(error: psycopg.OperationalError) -> bool:
+    """Whether `error` says the server is unreachable or went away (no SQLSTATE: the client
+    lost the connection)."""
+    return error.sqlstate is None or error.sqlstate.startswith(SERVER_GONE)
+
+
 @contextmanager
-def readable_failures() -> Iterator[None]:
-    """For the command line: a database that cannot be reached or started is one message
-    saying what to do (DatabaseUnavailable), not a library traceback."""
+def readable_failures(url: str | None = None, service: str = "warehouse") -> Iterator[None]:
+    """A database that cannot be reached, went away mid-statement or does not start becomes one
+    DatabaseUnavailable saying which server and what to do, not a library traceback."""
     try:
         yield
     except EmbeddedPostgresError as error:
         raise DatabaseUnavailable(str(error)) from None
     except psycopg.OperationalError as error:
-        raise unavailable(_url_of(error), error) from None
+        if not server_gone(error):
+            raise
+        raise unavailable(url or _url_of(error), error, service) from None
 
 
 def _url_of(error: psycopg.OperationalError) -> str:

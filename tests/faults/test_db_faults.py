@@ -205,3 +205,60 @@ def test_the_cli_against_an_unreachable_database_says_what_failed(tmp_path):
     assert f"127.0.0.1:{port}) is unreachable" in output and "feast_registry" in output
     assert "STREAMFLOW_DATABASE_URL is up and reachable" in output
     assert "Traceback" not in output
+
+
+def test_a_database_killed_during_ingestion_leaves_no_partial_month(tmp_path, own_server):
+    """SIGKILL while the month's transaction is open (held at a lock, so the kill lands
+    inside it every time): nothing of the month, the other month byte-identical, a message
+    naming the database, and the month whole after a restart and a rerun."""
+    import threading
+
+    from tests.integration.helpers import raw_checksums
+
+    status = own_server.start()
+    url = status.url("postgres")
+    write_month(tmp_path / "landing", JAN, clean_month())
+    materialize(tmp_path, url, JAN)
+    with psycopg.connect(url) as conn:
+        before = raw_checksums(conn)
+    feb_ids = tuple(f"f{i}" for i in range(50))
+    write_month(tmp_path / "landing", "2024-02-29", clean_month(feb_ids))
+
+    blocker = psycopg.connect(url)
+    blocker.execute("lock table raw.subscriptions in access exclusive mode")
+
+    def kill_once_ingestion_waits():
+        with psycopg.connect(url, autocommit=True) as watcher:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                waiting = watcher.execute(
+                    "select count(*) from pg_stat_activity where wait_event_type = 'Lock' "
+                    "and query ilike '%%raw%%subscriptions%%'"
+                ).fetchone()[0]
+                if waiting:
+                    break
+                time.sleep(0.05)
+        kill_server(own_server)
+
+    killer = threading.Thread(target=kill_once_ingestion_waits)
+    killer.start()
+    result = materialize(tmp_path, url, "2024-02-29", raise_on_error=False)
+    killer.join()
+    blocker.close()
+    assert not result.success
+    error = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error
+    while error.cause is not None:
+        error = error.cause
+    assert f"PostgreSQL (warehouse database, 127.0.0.1:{status.port}) is unreachable" in (
+        error.message
+    ), error.message
+
+    own_server.start()  # same port: the URL above still works
+    with psycopg.connect(url) as conn:
+        assert raw_checksums(conn) == before  # no partial February, January byte-identical
+    assert materialize(tmp_path, url, "2024-02-29").success
+    with psycopg.connect(url) as conn:
+        counts = conn.execute(
+            "select count(*) from raw.usage_agg_30d where as_of = '2024-02-29'"
+        ).fetchone()[0]
+    assert counts == len(feb_ids)
