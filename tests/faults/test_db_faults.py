@@ -29,9 +29,9 @@ pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 
 @pytest.fixture
-def own_server(tmp_path):
+def own_server(server_home):
     """An embedded server of this test alone, so killing it touches nothing else."""
-    server = EmbeddedPostgres(tmp_path / "pg")
+    server = EmbeddedPostgres(server_home / "pg")
     yield server
     server.stop()
 
@@ -93,7 +93,8 @@ def test_the_port_is_kept_and_a_taken_port_is_named(own_server):
             own_server.start()
 
 
-def test_db_status_sees_through_a_reused_pid_and_a_damaged_server_json(tmp_path, monkeypatch):
+def test_db_status_sees_through_a_reused_pid_and_a_damaged_server_json(server_home, monkeypatch):
+    tmp_path = server_home
     monkeypatch.setenv("STREAMFLOW_HOME", str(tmp_path))
     monkeypatch.delenv("STREAMFLOW_DATABASE_URL", raising=False)
     server = EmbeddedPostgres(tmp_path / "postgres")
