@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 
+# Landing months without a manifest are read once unchanged this long (README, "Landing"): the
+# tests write their files and read them at once, so no settle time unless a test sets one.
+os.environ.setdefault("STREAMFLOW_LANDING_SETTLE_SECONDS", "0")
+
 
 def pytest_configure(config) -> None:
     """Parse the dbt project once, before test modules import the definitions (which never

@@ -5,6 +5,8 @@ from __future__ import annotations
 import shlex
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -19,6 +21,9 @@ def main() -> None:
     State lives in $STREAMFLOW_HOME (default ./.streamflow); landing files in
     $STREAMFLOW_LANDING_DIR (default $STREAMFLOW_HOME/landing).
     """
+    from ..platform.settings import apply_library_env_defaults
+
+    apply_library_env_defaults()  # bounded connects and MLflow calls, here and in children
 
 
 # -- db --------------------------------------------------------------------------------
@@ -43,9 +48,13 @@ def _embedded():
 def db_start() -> None:
     """Start the embedded server (no-op when it is running)."""
     from ..platform.db import start_warehouse
+    from ..platform.embedded_pg import EmbeddedPostgresError
 
     settings, server = _embedded()
-    url = start_warehouse(settings)
+    try:
+        url = start_warehouse(settings)
+    except EmbeddedPostgresError as err:
+        raise click.ClickException(str(err)) from None
     status = server.status()
     click.echo(f"PostgreSQL running (pid {status.pid}) at {url}\n  data: {status.data_dir}")
 
@@ -64,11 +73,15 @@ def db_status() -> None:
     if settings.database_url:
         click.echo("external PostgreSQL (STREAMFLOW_DATABASE_URL); nothing embedded to manage")
         return
-    status = _embedded()[1].status()
+    server = _embedded()[1]
+    status = server.status()
+    if server.repaired:
+        click.echo(f"note: {server.repaired}")
     if status.running:
         click.echo(f"running: pid {status.pid}, 127.0.0.1:{status.port}, data {status.data_dir}")
     else:
-        click.echo(f"stopped (data {status.data_dir}); `streamflow db start` starts it")
+        where = f", port {status.port} kept for it" if status.port else ""
+        click.echo(f"stopped (data {status.data_dir}{where}); `streamflow db start` starts it")
         sys.exit(1)
 
 
@@ -129,6 +142,7 @@ def _materialize(months_window: str | None, *, home_label: str) -> int:
         months = select_months(months, months_window)
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--months") from None
+    _require_complete(settings, months)
 
     started = time.monotonic()
     click.echo(
@@ -147,7 +161,8 @@ def _materialize(months_window: str | None, *, home_label: str) -> int:
         setup = run_setup(defs, SETUP_JOB, instance, log_file=log_file)
         if not setup.success:
             raise click.ClickException(
-                f"Applying the Feast definitions failed (run {setup.run_id}); see {log_file}"
+                f"Applying the Feast definitions failed (run {setup.run_id}): "
+                f"{_step_failures(setup)}; see {log_file}"
             )
         runs = run_months(defs, MONTHLY_JOB, months, instance, echo=click.echo, log_file=log_file)
     import psycopg
@@ -170,6 +185,41 @@ def _materialize(months_window: str | None, *, home_label: str) -> int:
     return 0 if all(r.success for r in runs) else 1
 
 
+def _require_complete(settings, months: list[str]) -> None:
+    """Only complete months are run (the landing rule in the README); else say what is wrong."""
+    from ..landing.completeness import LandingNotReady, require_complete
+    from ..platform.settings import landing_settle_seconds
+
+    try:
+        require_complete(settings.landing_dir, months, landing_settle_seconds(), echo=click.echo)
+    except (LandingNotReady, ValueError) as err:
+        raise click.ClickException(str(err)) from None
+
+
+def _step_failures(result) -> str:
+    """Each failed step with its innermost error: the asset's own words."""
+    lines = []
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            while error is not None and error.cause is not None:
+                error = error.cause
+            lines.append(f"{event.step_key}: {error.message.strip() if error else '?'}")
+    return "; ".join(lines) or "no step failed (see the log)"
+
+
+@contextmanager
+def _database_errors() -> Iterator[None]:
+    """PostgreSQL unreachable or not starting: one line saying what to do, no traceback."""
+    from ..platform.db import DatabaseUnavailable, readable_failures
+
+    try:
+        with readable_failures():
+            yield
+    except DatabaseUnavailable as error:
+        raise click.ClickException(str(error)) from None
+
+
 @main.command("run")
 @click.option(
     "--months",
@@ -180,7 +230,8 @@ def _materialize(months_window: str | None, *, home_label: str) -> int:
 )
 def run(months_window: str | None) -> None:
     """Materialize landed months through the whole graph, one Dagster run per month."""
-    sys.exit(_materialize(months_window, home_label=str(load_settings().home)))
+    with _database_errors():
+        sys.exit(_materialize(months_window, home_label=str(load_settings().home)))
 
 
 @main.command("demo")
@@ -202,7 +253,8 @@ def demo(users: int, months: int, seed: int) -> None:
             start="2024-01-31",
             out=settings.landing_dir,
         )
-    sys.exit(_materialize(None, home_label=str(settings.home)))
+    with _database_errors():
+        sys.exit(_materialize(None, home_label=str(settings.home)))
 
 
 # -- feast ---------------------------------------------------------------------------

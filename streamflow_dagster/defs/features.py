@@ -17,6 +17,7 @@ from ..features.training_table import (
     labels_not_landed_message,
     write_training_set,
 )
+from ..platform.db import readable_failures
 from ..platform.settings import FEATURE_REPO_DIR
 from .partitions import AS_OF_PARTITIONS, validate_as_of
 from .resources import FeastResource, WarehouseResource
@@ -97,7 +98,8 @@ def online_features(
     url = warehouse.url()
     store = feast.store(url)
     views = online_views(store)
-    write = materialize_month(url, views, store.config.online_store.db_schema, as_of)
+    with readable_failures(url, service="online store"):
+        write = materialize_month(url, views, store.config.online_store.db_schema, as_of)
     if write.written:
         context.log.info(f"{as_of}: {write.rows_written:,} online rows in {write.seconds:.1f} s")
     else:

@@ -9,8 +9,11 @@ from ..landing.checks import (
     row_count_change_check,
     schema_check,
 )
+from ..landing.completeness import LandingNotReady, read_when_complete
 from ..landing.contract import LANDING_TABLES, RAW_SCHEMA
 from ..landing.load import load_month, parse_month
+from ..platform.db import readable_failures
+from ..platform.settings import landing_settle_seconds
 from .checks import to_check_result
 from .partitions import AS_OF_PARTITIONS, validate_as_of
 from .resources import LandingResource, WarehouseResource
@@ -79,9 +82,9 @@ def landing_ingestion(
     as_of = context.partition_key
     validate_as_of(as_of)
     context.log.info(f"Validating landing files of {as_of} in {landing.folder / as_of}")
-    parsed = parse_month(landing.folder, as_of)
-    with warehouse.connect() as conn:
-        loads = load_month(conn, as_of, parsed)
+    parsed, fingerprint = _read_complete_month(context, landing, as_of)
+    with readable_failures(warehouse.url()), warehouse.connect() as conn:
+        loads = load_month(conn, as_of, parsed)  # one transaction: all of the month or none
 
     for table in LANDING_TABLES:
         load = loads[table.name]
@@ -103,6 +106,7 @@ def landing_ingestion(
                 "rows_rejected": load.rows_rejected,
                 "reject_rate": round(load.reject_rate, 6),
                 "source_file": str(landing.folder / as_of / table.file),
+                "landing_fingerprint": fingerprint,
             },
             check_results=[
                 to_check_result(
@@ -118,3 +122,20 @@ def landing_ingestion(
                 to_check_result(SCHEMA_CHECK, schema_check(load), asset=table.asset_name),
             ],
         )
+
+
+def _read_complete_month(context, landing: LandingResource, as_of: str):
+    """The parsed month, read only once it is complete by the README's landing rule."""
+    folder = landing.folder / as_of
+    if not folder.is_dir():
+        return parse_month(landing.folder, as_of), ""  # raises, naming the folder expected
+    try:
+        check, parsed = read_when_complete(
+            folder,
+            landing_settle_seconds(),
+            lambda: parse_month(landing.folder, as_of),
+            on_wait=lambda c: context.log.info(f"waiting for the landing month: {c.describe()}"),
+        )
+    except LandingNotReady as err:
+        raise dg.Failure(description=str(err), metadata={"landing_folder": str(folder)}) from None
+    return parsed, check.fingerprint

@@ -17,7 +17,7 @@ from ..alerts import payload, sinks
 from ..alerts import store as alert_store
 from ..alerts.model import Alert
 from ..features.store import FEATURE_SERVICE, feature_store
-from ..platform.db import connection_env, start_warehouse, warehouse_url
+from ..platform.db import connect, connection_env, start_warehouse, warehouse_url
 from ..platform.mlflow_reach import require_reachable
 from ..platform.mlflow_store import (
     EXPERIMENT_NAME,
@@ -55,13 +55,15 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """A run, sensor or schedule that uses the warehouse starts it (the embedded server)."""
+        apply_library_env_defaults()  # bounded connects here and in the dbt processes
         self._ready_url = start_warehouse(self._settings())
 
     def url(self) -> str:
         return self._ready_url or warehouse_url(self._settings())
 
     def connect(self, **kwargs) -> psycopg.Connection:
-        return psycopg.connect(self.url(), **kwargs)
+        """A connection to the warehouse; unreachable: an error naming the server and the fix."""
+        return connect(self.url(), **kwargs)
 
     def libpq_env(self) -> dict[str, str]:
         """Connection env vars read by dbt's profiles.yml and Feast's feature_store.yaml."""

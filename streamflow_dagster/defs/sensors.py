@@ -7,14 +7,13 @@ from pathlib import Path
 import dagster as dg
 
 from ..alerts.model import Alert, check_alert, dump_cursor, parse_cursor, run_failure_alert
-from ..landing.months import LABELS_FILE, complete_months, has_labels
+from ..landing.arrivals import parse_state, plan_arrivals
+from ..landing.completeness import MANIFEST, REFUSED
+from ..landing.months import LABELS_FILE, landed_months
+from ..platform.settings import landing_settle_seconds
 from .jobs import LABELS_JOB, MONTHLY_JOB
 from .partitions import AS_OF_PARTITIONS
 from .resources import AlertsResource, WarehouseResource
-
-
-def new_months(landing_dir: Path, known: set[str]) -> list[str]:
-    return [m for m in complete_months(landing_dir) if m not in known]
 
 
 def build_landing_sensor(landing_dir: Path, jobs: list) -> dg.SensorDefinition:
@@ -26,46 +25,64 @@ def build_landing_sensor(landing_dir: Path, jobs: list) -> dg.SensorDefinition:
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=f"Starts a month through the graph once its files are complete in "
-        f"{landing_dir}, and again (without re-scoring) when its late {LABELS_FILE} lands.",
+        f"{landing_dir} (a {MANIFEST} that matches, or files unchanged for the settle time), "
+        f"again when its files change, and (without re-scoring) when its late {LABELS_FILE} "
+        "lands.",
     )
     def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        """New complete month -> new AS_OF partition and one run; late labels -> one run."""
-        known = set(context.instance.get_dynamic_partitions(AS_OF_PARTITIONS.name))
-        # Months whose labels a run has already seen. First tick: whatever is there now was
-        # run by whoever made the partitions (the CLI, a backfill), so only later labels count.
-        state = json.loads(context.cursor) if context.cursor else None
-        labelled = (
-            set(state["labelled"]) if state else {m for m in known if has_labels(landing_dir, m)}
-        )
-        months = new_months(landing_dir, known)
-        labelled |= {m for m in months if has_labels(landing_dir, m)}
-        late = [m for m in sorted(known - labelled) if has_labels(landing_dir, m)]
-        labelled |= set(late)
-        cursor = json.dumps({"labelled": sorted(labelled)})
-        requests = [
-            dg.RunRequest(partition_key=m, run_key=f"landed-{m}", job_name=MONTHLY_JOB)
-            for m in months
-        ] + [
-            dg.RunRequest(partition_key=m, run_key=f"labels-{m}", job_name=LABELS_JOB) for m in late
-        ]
-        if not requests:
-            return dg.SensorResult(
-                skip_reason=f"no new complete month or late labels in {landing_dir}",
-                cursor=cursor,
-            )
-        if months:
-            context.log.info(f"new landed month(s): {', '.join(months)}")
-        if late:
-            context.log.info(f"labels landed for: {', '.join(late)}")
-        return dg.SensorResult(
-            run_requests=requests,
-            dynamic_partitions_requests=[AS_OF_PARTITIONS.build_add_request(months)]
-            if months
-            else [],
-            cursor=cursor,
-        )
+        """New or changed complete month -> one run; late labels -> one labels run."""
+        return landing_tick(context, landing_dir)
 
     return landing_sensor
+
+
+def landing_tick(context: dg.SensorEvaluationContext, landing_dir: Path) -> dg.SensorResult:
+    known = set(context.instance.get_dynamic_partitions(AS_OF_PARTITIONS.name))
+    plan = plan_arrivals(
+        landing_dir,
+        landed_months(landing_dir),
+        known,
+        parse_state(context.cursor),
+        landing_settle_seconds(),
+    )
+    for check in plan.not_ready:
+        (context.log.warning if check.status == REFUSED else context.log.info)(check.describe())
+    cursor = json.dumps(plan.state, sort_keys=True)
+    requests = [
+        dg.RunRequest(
+            partition_key=c.month,
+            run_key=f"landed-{c.month}-{c.fingerprint[:16]}",
+            job_name=MONTHLY_JOB,
+        )
+        for c in plan.new + plan.changed
+    ] + [
+        dg.RunRequest(
+            partition_key=c.month,
+            run_key=f"labels-{c.month}-{c.labels_fingerprint[:16]}",
+            job_name=LABELS_JOB,
+        )
+        for c in plan.late_labels
+    ]
+    if not requests:
+        waiting = f"; not complete yet: {len(plan.not_ready)}" if plan.not_ready else ""
+        return dg.SensorResult(
+            skip_reason=f"no new or changed complete month, no late labels in {landing_dir}"
+            + waiting,
+            cursor=cursor,
+        )
+    for label, checks in (
+        ("new landed month(s)", plan.new),
+        ("month(s) whose files changed since they ran", plan.changed),
+        ("labels landed for", plan.late_labels),
+    ):
+        if checks:
+            context.log.info(f"{label}: {', '.join(c.month for c in checks)}")
+    new = [c.month for c in plan.new]
+    return dg.SensorResult(
+        run_requests=requests,
+        dynamic_partitions_requests=[AS_OF_PARTITIONS.build_add_request(new)] if new else [],
+        cursor=cursor,
+    )
 
 
 # -- alerts ----------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from datetime import date
 import psycopg
 from psycopg import sql
 
+from ..platform.db import connect
 from .online_tables import StagedTable, build_stage, drop_stages
 from .schema import FEATURES_SCHEMA, features_ddl
 from .specs import ViewSpec
@@ -55,14 +56,15 @@ def materialize_month(
     if not views:
         raise ValueError("No online feature view is registered: materialize feast_registry first")
     started = time.perf_counter()
-    with psycopg.connect(database_url) as conn:
+    with connect(database_url, service="online store") as conn:
         ensure_online_month_table(conn)
         conn.execute("select pg_advisory_lock(hashtext(%s))", (LOCK_KEY,))
         try:
+            # Stage tables a write interrupted by a crash left behind: gone before anything else.
+            drop_stages(conn, online_schema)
             newest = online_month(conn)
             if newest is not None and as_of < newest:
                 return OnlineWrite(as_of, False, newest, seconds=time.perf_counter() - started)
-            drop_stages(conn, online_schema)
             try:
                 staged = _build_all(database_url, views, online_schema, as_of)
                 _swap(conn, online_schema, staged, as_of)
@@ -90,7 +92,7 @@ def _build_all(
 ) -> list[StagedTable]:
     def build(numbered: tuple[int, ViewSpec]) -> StagedTable:
         number, view = numbered
-        with psycopg.connect(database_url) as conn:
+        with connect(database_url, service="online store") as conn:
             return build_stage(conn, view, schema, as_of, number)
 
     # Largest views first, so the two connections finish at about the same time.

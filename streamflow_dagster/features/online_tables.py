@@ -178,7 +178,7 @@ def drop_stages(conn: psycopg.Connection, schema: str) -> None:
     """Drop stage tables a crashed or failed write left behind."""
     leftovers = conn.execute(
         "select tablename from pg_tables where schemaname = %s and tablename like %s",
-        (schema, STAGE_PREFIX + "%"),
+        (schema, STAGE_PREFIX.replace("_", r"\_") + "%"),  # "_" matches any character
     ).fetchall()
     for (table,) in leftovers:
         conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(schema, table)))

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
-import psycopg
 from psycopg import sql
 
-from ..platform.db import connection_env
+from ..platform.db import connect, connection_env
 from ..platform.settings import FEATURE_REPO_DIR
 
 if TYPE_CHECKING:
@@ -95,7 +94,7 @@ def prepare_feature_database(database_url: str) -> None:
     `as_of` as a date, which PostgreSQL turns into midnight of the session's time zone when
     Feast compares it with event times. The embedded server runs in UTC already.
     """
-    with psycopg.connect(database_url, autocommit=True) as conn:
+    with connect(database_url, service="Feast registry", autocommit=True) as conn:
         conn.execute(
             sql.SQL("create schema if not exists {}").format(sql.Identifier(REGISTRY_SCHEMA))
         )
@@ -110,7 +109,7 @@ def prepare_feature_database(database_url: str) -> None:
 
 def check_feature_database(database_url: str) -> None:
     """Raise FeatureDatabaseNotReady, saying what to run, when the setup above is missing."""
-    with psycopg.connect(database_url) as conn:
+    with connect(database_url, service="Feast registry") as conn:
         schema, utc = conn.execute(
             "select to_regnamespace(%s) is not null, (" + _UTC_PROBE + ")", (REGISTRY_SCHEMA,)
         ).fetchone()

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from streamflow_dagster.landing.completeness import write_manifest
 from streamflow_dagster.landing.contract import CONTRACT_TYPES, LANDING_TABLES, NET_SERVICES
 
 # A group of users as parallel arrays, one per attribute (numpy is all the speed needed here).
@@ -395,11 +396,12 @@ _BOOL_TEXT = np.array(["false", "true"], dtype=object)
 
 
 def _write_month(folder: Path, columns: Users, churns: np.ndarray) -> None:
-    """One CSV per landing table, columns in contract order."""
+    """One CSV per landing table, columns in contract order, then the month's manifest."""
     text = _column_text(columns, churns)
     folder.mkdir(parents=True, exist_ok=True)
     for table in LANDING_TABLES:
         _write_csv(folder / table.file, table.column_names, [text[c] for c in table.column_names])
+    write_manifest(folder)  # last: the month is complete for readers only now
 
 
 def _column_text(columns: Users, churns: np.ndarray) -> dict[str, np.ndarray]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..lib.as_of import validate_as_of
+from ..platform.settings import landing_settle_seconds
+from .completeness import check_month
 from .contract import LANDING_TABLES
 
 REQUIRED_FILES = tuple(t.file for t in LANDING_TABLES if t.required)
@@ -30,12 +32,14 @@ def landed_months(landing_dir: Path) -> list[str]:
     return months
 
 
-def complete_months(landing_dir: Path) -> list[str]:
-    """Landed months whose required files are all there (labels may come later)."""
+def complete_months(landing_dir: Path, settle_seconds: float | None = None) -> list[str]:
+    """Landed months that are complete by the landing rule (landing/completeness.py: a
+    manifest that matches, or files unchanged for the settle time); labels may come later."""
+    settle = landing_settle_seconds() if settle_seconds is None else settle_seconds
     return [
         month
         for month in landed_months(landing_dir)
-        if all((landing_dir / month / name).is_file() for name in REQUIRED_FILES)
+        if check_month(landing_dir / month, settle).complete
     ]
 
 

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..lib.as_of import month_end, validate_as_of
+from .completeness import write_manifest
 from .contract import TABLES_BY_NAME
 
 YES = "Yes"
@@ -167,6 +168,7 @@ def write_telco_months(csv_path: Path, first_as_of: str, months: int, out_dir: P
         folder.mkdir(parents=True, exist_ok=True)
         for name, frame in telco_tables(customers, as_of, with_labels=step == 0).items():
             frame.to_csv(folder / TABLES_BY_NAME[name].file, index=False)
+        write_manifest(folder)  # last: the month is complete for readers only now
         folders.append(folder)
     return folders
 

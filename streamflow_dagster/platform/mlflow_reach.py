@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import psycopg
 
 from .mlflow_store import is_database_uri, libpq_url, redacted
-from .settings import apply_mlflow_client_bounds
+from .settings import apply_library_env_defaults
 
 # A store on the same machine or network answers a connection in milliseconds.
 PROBE_TIMEOUT_S = 10
@@ -54,7 +54,7 @@ def unreachable_reason(uri: str) -> str | None:
 
 def require_reachable(uri: str, *, step: str, month: str | None = None) -> None:
     """Raise MlflowUnreachable (with what to do) unless the store at `uri` answers."""
-    apply_mlflow_client_bounds()  # later calls in this process fail within bounds too
+    apply_library_env_defaults()  # later calls in this process fail within bounds too
     reason = unreachable_reason(uri)
     if reason is None:
         return

@@ -63,24 +63,6 @@ class Settings:
         return self.database_url is None
 
 
-# MLflow's HTTP client retries a failed call 7 times with a doubling backoff (about four
-# minutes, meant for hosted servers' rate limits) and waits 120 s for an answer: a dead
-# tracking server took 510 s to fail a step. With these, one call gives up within about 50 s
-# (3 attempts of at most 15 s, 1 s + 2 s of backoff); a value the user set wins.
-MLFLOW_CLIENT_BOUNDS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
-}
-
-
-def apply_mlflow_client_bounds() -> None:
-    """Bound MLflow's HTTP retries and timeouts in this process (unless the user set them)."""
-    for name, value in MLFLOW_CLIENT_BOUNDS.items():
-        os.environ.setdefault(name, value)
-
-
 def load_settings() -> Settings:
     home = Path(os.environ.get("STREAMFLOW_HOME", ".streamflow")).expanduser().resolve()
     landing = os.environ.get("STREAMFLOW_LANDING_DIR")
@@ -96,21 +78,60 @@ def load_settings() -> Settings:
     )
 
 
-# Variables of libraries StreamFlow drives, and the value each gets when the user set none.
+# Seconds a PostgreSQL connection attempt may take. libpq reads PGCONNECT_TIMEOUT for every
+# connection it opens without its own connect_timeout: ours, dbt's, Feast's, MLflow's and
+# Dagster's, in this process and in the step and dbt processes it starts. Without it an
+# unreachable host blocks for the kernel's TCP timeout (minutes); with it a step fails well
+# within 60 s.
+CONNECT_TIMEOUT_S = 10
+
+# MLflow's HTTP client retries a failed call 7 times with a doubling backoff (about four
+# minutes, meant for hosted servers' rate limits) and waits 120 s for an answer: a dead
+# tracking server took 510 s to fail a step. With these, one call gives up within about 50 s
+# (3 attempts of at most 15 s, 1 s + 2 s of backoff).
+MLFLOW_CLIENT_BOUNDS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+}
+
+# Variables of libraries StreamFlow drives, and the value each gets when the user set none
+# (a value the user set wins).
 LIBRARY_ENV_DEFAULTS = {
     # Artifacts are local files or a bucket: a progress bar per download only floods run logs.
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "PGCONNECT_TIMEOUT": str(CONNECT_TIMEOUT_S),
+    **MLFLOW_CLIENT_BOUNDS,
 }
 
 
 def apply_library_env_defaults() -> None:
     """Give the library variables the user left unset their StreamFlow value, in this process.
 
-    The one process-wide environment write outside the CLI: MLflow reads this flag only from
-    the environment. Called where a process sets up MLflow (the API, the MLflow resource).
+    The one process-wide environment write outside the CLI: these libraries read them only
+    from the environment (and pass them on to the processes they start). Called where a
+    process starts its work: the CLI's entry point, the API, and the resources' setup in
+    every Dagster run, sensor and schedule.
     """
     for name, value in LIBRARY_ENV_DEFAULTS.items():
         os.environ.setdefault(name, value)
+
+
+# -- landing completeness (landing/completeness.py) ------------------------------------------
+# A month folder without a manifest is read once its files are this old: long enough for a
+# copy that is still writing to have touched a file again, short enough not to delay a run.
+DEFAULT_LANDING_SETTLE_SECONDS = 10.0
+
+
+def landing_settle_seconds() -> float:
+    """STREAMFLOW_LANDING_SETTLE_SECONDS; a malformed value is a ValueError naming it."""
+    return _number(
+        "STREAMFLOW_LANDING_SETTLE_SECONDS",
+        DEFAULT_LANDING_SETTLE_SECONDS,
+        "a number of seconds, 0 or more",
+        lambda v: v >= 0.0,
+    )
 
 
 # -- the online API (streamflow serve) -------------------------------------------------------

@@ -96,3 +96,29 @@ def test_automation_is_on_by_default(tmp_path):
     assert (
         freshness.cron_schedule == "0 7 * * *" and freshness.job_name == "landing_freshness_alert"
     )
+
+
+def test_a_month_settles_first_and_runs_again_when_its_files_change(tmp_path, monkeypatch):
+    landing = tmp_path / "landing"
+    defs = build_definitions(landing=LandingResource(path=str(landing)))
+    cursors: dict = {}
+    with dg.instance_for_test() as instance:
+        monkeypatch.setenv("STREAMFLOW_LANDING_SETTLE_SECONDS", "3600")
+        land(landing, "2024-01-31")  # just written, no manifest: still settling
+        waiting = evaluate(defs, instance, cursors)
+        assert waiting.run_requests == []
+        assert "not complete yet: 1" in waiting.skip_reason.skip_message
+
+        monkeypatch.setenv("STREAMFLOW_LANDING_SETTLE_SECONDS", "0")
+        first = evaluate(defs, instance, cursors).run_requests
+        assert [(r.partition_key, r.job_name) for r in first] == [
+            ("2024-01-31", "streamflow_monthly")
+        ]
+        usage = landing / "2024-01-31" / "usage_agg_30d.csv"
+        usage.write_text(usage.read_text() + "u1,1,1,1,1,1\n")  # the rest of the file arrives
+        again = evaluate(defs, instance, cursors).run_requests
+        assert [(r.partition_key, r.job_name) for r in again] == [
+            ("2024-01-31", "streamflow_monthly")
+        ]
+        assert again[0].run_key != first[0].run_key  # a spent run key would block the rerun
+        assert evaluate(defs, instance, cursors).run_requests == []

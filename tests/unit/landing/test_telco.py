@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from streamflow_dagster.landing.completeness import check_month
 from streamflow_dagster.landing.load import parse_month
 from streamflow_dagster.landing.telco import (
     NEUTRAL_AGGREGATES,
@@ -46,6 +47,9 @@ def test_rows_map_onto_the_landing_contract(tmp_path):
     usage = parsed["usage_agg_30d"].accepted.to_pandas()
     assert usage["watch_hours_30d"].nunique() == 1
     assert set(NEUTRAL_AGGREGATES) == {"usage_agg_30d", "payments_agg_90d", "support_agg_90d"}
+    # The manifest is written last: the month is complete at once, with no settle time.
+    check = check_month(tmp_path / "landing" / "2024-01-31", settle_seconds=3600)
+    assert check.complete, check.reasons
 
 
 @pytest.mark.skipif(not TELCO_CSV.exists(), reason="the shared Telco CSV is not here")
