@@ -1,4 +1,4 @@
-"""The fault suite reuses the integration tests' fixtures (marts, demo landing, environ)."""
+"""The fault suite reuses the integration tests' fixtures (marts, demo landing)."""
 
 import shutil
 import tempfile
@@ -10,7 +10,6 @@ from tests.integration.conftest import (  # noqa: F401  (pytest finds fixtures b
     demo_landing,
     demo_marts,
     marts_url,
-    restore_environ,
 )
 
 

@@ -142,7 +142,6 @@ def test_an_unreachable_database_fails_the_step_within_60_s_saying_what_to_do(tm
     assert "run the month again" in message
 
 
-@pytest.mark.usefixtures("restore_environ")
 def test_stage_tables_of_an_interrupted_swap_are_dropped_by_the_next_write(demo_marts):
     url, months = demo_marts
     store = applied_store(url)

@@ -22,12 +22,12 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
 from streamflow_dagster.cli.model import model as model_cli
-from streamflow_dagster.defs.models import (
+from streamflow_dagster.defs.models import churn_model
+from streamflow_dagster.defs.resources import (
     MlflowStoreResource,
-    churn_model,
+    WarehouseResource,
     mlflow_tracking_resource,
 )
-from streamflow_dagster.defs.resources import WarehouseResource
 from streamflow_dagster.landing.demo_data import generate_landing
 from streamflow_dagster.ml.champion import decide_and_move
 from streamflow_dagster.ml.fallback import load_or_reason
