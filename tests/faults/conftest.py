@@ -14,7 +14,7 @@ from tests.integration.conftest import (  # noqa: F401  (pytest finds fixtures b
 
 
 @pytest.fixture
-def server_home():
+def fault_home():
     """A folder for a server of one test's own, outside pytest's tmp root: a pytest started
     meanwhile (another checkout, as the same user) chmods /tmp/pytest-of-<user> back to 0700,
     which would cut the server's system user off from its files mid-test."""

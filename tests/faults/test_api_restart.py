@@ -53,10 +53,10 @@ class RequestStream:
         raise AssertionError(f"no 200 within {timeout} s of the database returning")
 
 
-def test_api_recovers_by_itself_when_the_database_returns(tmp_path, server_home):
+def test_api_recovers_by_itself_when_the_database_returns(tmp_path, fault_home):
     """A clean stop and start, then a crash (SIGKILL) and start, under a request stream."""
     saved = dict(os.environ)  # Feast's store sets STREAMFLOW_PG_* and PGTZ
-    server = EmbeddedPostgres(server_home / "pg")
+    server = EmbeddedPostgres(fault_home / "pg")
     try:
         status = server.start()
         stack = build_stack(status.url("postgres"), tmp_path)

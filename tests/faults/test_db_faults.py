@@ -29,9 +29,9 @@ pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 
 @pytest.fixture
-def own_server(server_home):
+def own_server(fault_home):
     """An embedded server of this test alone, so killing it touches nothing else."""
-    server = EmbeddedPostgres(server_home / "pg")
+    server = EmbeddedPostgres(fault_home / "pg")
     yield server
     server.stop()
 
@@ -93,8 +93,8 @@ def test_the_port_is_kept_and_a_taken_port_is_named(own_server):
             own_server.start()
 
 
-def test_db_status_sees_through_a_reused_pid_and_a_damaged_server_json(server_home, monkeypatch):
-    tmp_path = server_home
+def test_db_status_sees_through_a_reused_pid_and_a_damaged_server_json(fault_home, monkeypatch):
+    tmp_path = fault_home
     monkeypatch.setenv("STREAMFLOW_HOME", str(tmp_path))
     monkeypatch.delenv("STREAMFLOW_DATABASE_URL", raising=False)
     server = EmbeddedPostgres(tmp_path / "postgres")
