@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from streamflow_dagster.landing.completeness import write_manifest
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / ".venv" / "bin"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -102,6 +104,9 @@ def ui_state(server_home) -> Iterator[dict[str, str]]:
     )
     assert written.returncode == 0, written.stderr
     make_month_bad(home / "landing" / BAD_MONTH / "subscriptions.csv")
+    # The export is complete, its content bad: the manifest is written again, last, as an
+    # exporter would (otherwise the month is refused as incomplete before any check runs).
+    write_manifest(home / "landing" / BAD_MONTH)
     try:
         ran = streamflow(env, "run")
         # The bad month fails (exit 1) and says why; the good months are materialized.

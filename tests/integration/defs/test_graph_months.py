@@ -15,6 +15,7 @@ from streamflow_dagster.definitions import build_definitions, defs
 from streamflow_dagster.defs.dbt import DBT_EXECUTABLE, DBT_PROJECT
 from streamflow_dagster.defs.jobs import MONTHLY_JOB, SETUP_JOB
 from streamflow_dagster.defs.resources import LandingResource, WarehouseResource
+from streamflow_dagster.landing.completeness import write_manifest
 from streamflow_dagster.landing.demo_data import generate_landing
 from streamflow_dagster.lib.dbt_args import unit_test_invocations
 from tests.integration.helpers import table_checksum
@@ -129,8 +130,10 @@ def test_high_reject_rate_stops_the_month_before_the_marts(graph, tmp_path):
 
         subscriptions = tmp_path / "landing" / month / "subscriptions.csv"
         lines = subscriptions.read_text().splitlines()
-        broken = [lines[0]] + [line.replace(",dsl,", ",satellite,") for line in lines[1:]]
+        broken = [lines[0]] + [line.replace(",DSL,", ",satellite,") for line in lines[1:]]
+        assert broken != lines  # the month really has DSL rows to break
         subscriptions.write_text("\n".join(broken) + "\n")
+        write_manifest(subscriptions.parent)  # a complete export, with bad content
 
         run = run_months(definitions, MONTHLY_JOB, [month], instance, echo=lambda _: None)[0]
         assert "raw_subscriptions / reject_rate (ERROR)" in run.failed_checks
