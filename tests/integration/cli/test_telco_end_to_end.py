@@ -80,14 +80,14 @@ def plain_random_forest_holdout(training_set: pd.DataFrame, holdout_users) -> tu
 
 
 @pytest.fixture
-def cli_env(tmp_path) -> dict:
+def cli_env(tmp_path, server_home) -> dict:
     env = {
         k: v
         for k, v in os.environ.items()
         if k not in ("STREAMFLOW_DATABASE_URL", "MLFLOW_TRACKING_URI", "DAGSTER_HOME")
         and not k.startswith(("STREAMFLOW_PG_", "STREAMFLOW_SERVE_"))
     }
-    env["STREAMFLOW_HOME"] = str(tmp_path / "home")
+    env["STREAMFLOW_HOME"] = str(server_home("telco"))  # a server as root can reach it
     env["STREAMFLOW_LANDING_DIR"] = str(tmp_path / "landing")
     yield env
     streamflow(env, "db", "stop", timeout=120)
