@@ -10,6 +10,7 @@ from streamflow_dagster.cli.runner import run_months, run_setup
 from streamflow_dagster.definitions import build_definitions
 from streamflow_dagster.defs.jobs import LABELS_JOB, MONTHLY_JOB, SETUP_JOB
 from streamflow_dagster.defs.resources import LandingResource
+from streamflow_dagster.landing.completeness import write_manifest
 from streamflow_dagster.landing.demo_data import generate_landing
 from tests.integration.helpers import table_checksum
 from tests.integration.ml.support import fresh_mlflow_store, model_asset_resources
@@ -34,6 +35,7 @@ def test_late_labels_measure_the_scores_made_before_them(tmp_path, database_url,
     generate_landing(landing, users=2000, months=2, seed=7)
     held = tmp_path / "labels.csv"
     (landing / FEBRUARY / "labels.csv").rename(held)  # February's labels are late
+    write_manifest(landing / FEBRUARY)  # exported without them; they land later
     # A registry of its own: the session's default one holds other tests' models.
     store = fresh_mlflow_store(pg_server.url("postgres"), tmp_path / "artifacts")
     definitions = build_definitions(
