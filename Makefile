@@ -43,9 +43,9 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-dev: install  ## the Dagster UI on http://127.0.0.1:3000, same instance as the CLI
-	$(BIN)/python -m streamflow_dagster.cli.prepare
-	$(BIN)/dagster dev -w workspace.yaml
+dev: install  ## the Dagster UI on http://127.0.0.1:3000 on the local deployment the CLI uses
+	$(BIN)/streamflow deploy start --ui 3000
+	@echo "Dagster UI: http://127.0.0.1:3000 (\`streamflow deploy stop\` stops the deployment)"
 
 manifest: install  ## parse the dbt project (dbt_project/target/manifest.json) if it changed
 	$(BIN)/python -c "from streamflow_dagster.defs.dbt_project import prepare_manifest as p; print(p())"
@@ -57,5 +57,6 @@ db-stop:
 	$(BIN)/streamflow db stop
 
 clean:  ## stop the server and delete all state (database, runs, landing data)
+	-$(BIN)/streamflow deploy stop
 	-$(BIN)/streamflow db stop
 	rm -rf $(STREAMFLOW_HOME)

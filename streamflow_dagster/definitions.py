@@ -64,6 +64,9 @@ def build_definitions(**resource_overrides) -> dg.Definitions:
         ],
         schedules=[build_freshness_schedule(resources["landing"].folder)],
         resources=resources,
+        # Steps run in the run worker itself: no process start per step, and dbt is the
+        # worker's own child, so it dies with it (see lib/dbt_child.py).
+        executor=dg.in_process_executor,
     )
 
 

@@ -105,10 +105,35 @@ def run_failure_alert(
     )
 
 
+# Key of the alert sensor's cursor that holds how many alerts its last tick raised.
+RAISED_KEY = "alerts_raised"
+
+
 def parse_cursor(cursor: str | None) -> dict[str, str]:
-    """The alert sensor's cursor: one event-log cursor per kind of run end."""
-    return json.loads(cursor) if cursor else {}
+    """The alert sensor's cursor: one event-log cursor per kind of run end (and RAISED_KEY)."""
+    state = json.loads(cursor) if cursor else {}
+    state.pop(RAISED_KEY, None)  # the last tick's count, not a position
+    return state
 
 
-def dump_cursor(cursor: dict[str, str]) -> str:
+def dump_cursor(cursor: dict) -> str:
     return json.dumps(cursor, sort_keys=True)
+
+
+NO_NEW_FAILURES = "no new failures"
+
+
+def tick_summary(new: list[Alert], found: int, sent: int, failed: int) -> str:
+    """The alert sensor's tick message: it says at a glance whether the tick raised alerts.
+
+    A tick without run requests is always "skipped" in the UI, so the message carries the
+    difference: "RAISED n alert(s): ..." names each new alert; otherwise "no new failures"
+    (or the failures read had been alerted before).
+    """
+    deliveries = f"deliveries: {sent} sent, {failed} failed"
+    if new:
+        listed = "; ".join(f"{a.severity} {a.message.splitlines()[0]}" for a in new)
+        return f"RAISED {len(new)} alert(s): {listed} ({deliveries})"
+    if found:
+        return f"{NO_NEW_FAILURES}: {found} failure(s) read were alerted before ({deliveries})"
+    return f"{NO_NEW_FAILURES} ({deliveries})"

@@ -61,8 +61,13 @@ def db_start() -> None:
 
 @db.command("stop")
 def db_stop() -> None:
-    """Stop the embedded server."""
-    _, server = _embedded()
+    """Stop the embedded server (and first the local deployment, whose storage it holds)."""
+    from ..platform import deployment
+
+    settings, server = _embedded()
+    stopped = deployment.stop(settings)
+    if stopped:
+        click.echo(f"deployment stopped: {', '.join(stopped)}")
     click.echo("PostgreSQL stopped" if server.stop() else "PostgreSQL was not running")
 
 
@@ -91,6 +96,55 @@ def db_url() -> None:
     from ..platform.db import start_warehouse
 
     click.echo(start_warehouse(load_settings()))
+
+
+# -- deploy --------------------------------------------------------------------------
+@main.group()
+def deploy() -> None:
+    """The local Dagster deployment: code server, daemon and (on request) the webserver.
+
+    Each is its own process with a log in $STREAMFLOW_HOME/logs; runs, sensors and
+    schedules go through the instance in the database `dagster` of the warehouse server.
+    """
+
+
+@deploy.command("start")
+@click.option("--ui", "ui_port", type=int, default=None, help="Also serve the UI on this port.")
+def deploy_start(ui_port: int | None) -> None:
+    """Start what is not running yet (no-op for what is)."""
+    from ..platform.db import start_warehouse
+
+    settings = load_settings()
+    start_warehouse(settings)
+    _echo_status(_start_deployment(settings, webserver_port=ui_port))
+
+
+@deploy.command("stop")
+def deploy_stop() -> None:
+    """Stop the webserver, the daemon and the code server (runs in progress stop too)."""
+    from ..platform import deployment
+
+    stopped = deployment.stop(load_settings())
+    click.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@deploy.command("status")
+def deploy_status() -> None:
+    """Each process, its pid, port and log (exit 1 when the code server or daemon is down)."""
+    from ..platform import deployment
+
+    processes = deployment.status(load_settings())
+    _echo_status(processes)
+    core = {deployment.CODE_SERVER, deployment.DAEMON}
+    if not all(p.running for p in processes if p.name in core):
+        sys.exit(1)
+
+
+def _echo_status(processes) -> None:
+    for p in processes:
+        where = f", port {p.port}" if p.port else ""
+        state = f"running (pid {p.pid}{where})" if p.running else "stopped"
+        click.echo(f"{p.name:12} {state}; log {p.log}")
 
 
 # -- demo data -------------------------------------------------------------------------
@@ -122,16 +176,20 @@ def demo_data(users: int, months: int, seed: int, start: str, out: Path | None) 
 
 
 # -- run / demo ------------------------------------------------------------------------
-def _materialize(months_window: str | None, *, home_label: str) -> int:
+def _materialize(months_window: str | None, *, home_label: str, list_alerts: bool = False) -> int:
     import dagster as dg
 
+    from ..defs.partitions import AS_OF_PARTITIONS
     from ..landing.months import landed_months
+    from ..platform import deployment
     from ..platform.db import start_warehouse
     from .prepare import prepare_code_location
-    from .runner import run_months, run_setup, select_months
+    from .raised_alerts import raised_alerts, wait_for_alert_tick
+    from .runner import deployment_workspace, run_job, run_months, select_months
     from .summary import model_summary, month_counts, render
 
     settings = load_settings()
+    _report_misnamed(settings.landing_dir)
     months = landed_months(settings.landing_dir)
     if not months:
         raise click.ClickException(
@@ -147,24 +205,33 @@ def _materialize(months_window: str | None, *, home_label: str) -> int:
     started = time.monotonic()
     click.echo(
         f"Starting the warehouse ({'external' if settings.database_url else 'embedded'}"
-        " PostgreSQL) ..."
+        " PostgreSQL) and the local Dagster deployment ..."
     )
     url = start_warehouse(settings)
     prepare_code_location(settings)
-    from ..definitions import defs
+    with dg.DagsterInstance.get() as instance:
+        # Every landed month is a known partition before the daemon starts, so the landing
+        # sensor does not start a second run of a month this command runs (or skips).
+        instance.add_dynamic_partitions(AS_OF_PARTITIONS.name, landed_months(settings.landing_dir))
+    _start_deployment(settings)
     from ..defs.jobs import MONTHLY_JOB, SETUP_JOB
 
-    with dg.DagsterInstance.get() as instance:
-        log_file = settings.logs_dir / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
-        click.echo(f"{len(months)} month(s): {months[0]} .. {months[-1]}; details in {log_file}")
+    with (
+        dg.DagsterInstance.get() as instance,
+        deployment_workspace(instance, deployment.workspace_file(settings)) as workspace,
+    ):
+        click.echo(f"{len(months)} month(s): {months[0]} .. {months[-1]}")
         click.echo("Applying the Feast definitions (feature_repo/) ...")
-        setup = run_setup(defs, SETUP_JOB, instance, log_file=log_file)
+        setup = run_job(instance, workspace, SETUP_JOB, echo=click.echo)
         if not setup.success:
             raise click.ClickException(
                 f"Applying the Feast definitions failed (run {setup.run_id}): "
-                f"{_step_failures(setup)}; see {log_file}"
+                f"{'; '.join(setup.failures) or 'see the run in the UI'}"
             )
-        runs = run_months(defs, MONTHLY_JOB, months, instance, echo=click.echo, log_file=log_file)
+        runs = run_months(instance, workspace, MONTHLY_JOB, months, echo=click.echo)
+        if list_alerts:
+            click.echo("Waiting for the alert sensor to read these runs ...")
+            alert_tick = wait_for_alert_tick(instance, workspace, after=time.time())
     import psycopg
 
     with psycopg.connect(url) as conn:
@@ -182,6 +249,10 @@ def _materialize(months_window: str | None, *, home_label: str) -> int:
             production=production,
         )
     )
+    if list_alerts:
+        with psycopg.connect(url) as conn:
+            raised = raised_alerts(conn, [r.run_id for r in runs])
+        _echo_alerts(raised, alert_tick)
     return 0 if all(r.success for r in runs) else 1
 
 
@@ -196,18 +267,6 @@ def _require_complete(settings, months: list[str]) -> None:
         raise click.ClickException(str(err)) from None
 
 
-def _step_failures(result) -> str:
-    """Each failed step with its innermost error: the asset's own words."""
-    lines = []
-    for event in result.all_events:
-        if event.is_step_failure:
-            error = event.step_failure_data.error
-            while error is not None and error.cause is not None:
-                error = error.cause
-            lines.append(f"{event.step_key}: {error.message.strip() if error else '?'}")
-    return "; ".join(lines) or "no step failed (see the log)"
-
-
 @contextmanager
 def _database_errors() -> Iterator[None]:
     """PostgreSQL unreachable or not starting: one line saying what to do, no traceback."""
@@ -218,6 +277,40 @@ def _database_errors() -> Iterator[None]:
             yield
     except DatabaseUnavailable as error:
         raise click.ClickException(str(error)) from None
+
+
+def _echo_alerts(raised: list[tuple[str, str]], ticked: bool) -> None:
+    if not ticked:
+        click.echo(
+            "The alert sensor did not tick after the last run (is the daemon up? "
+            "`streamflow deploy status`); alerts recorded so far:",
+            err=True,
+        )
+    click.echo(
+        f"Alerts raised ({len(raised)}, in ops.alerts):" if raised else "Alerts raised: none"
+    )
+    for severity, message in raised:
+        click.echo(f"  {severity:<6}{message}")
+
+
+def _report_misnamed(landing_dir: Path) -> None:
+    """Folders that are not a month's AS_OF are said, never skipped silently."""
+    from ..landing.months import misnamed_months
+
+    for name, reason in misnamed_months(landing_dir):
+        click.echo(f"Skipping landing folder {landing_dir / name}: {reason}", err=True)
+
+
+def _start_deployment(settings, webserver_port: int | None = None):
+    """The instance and the dbt manifest ready, then the deployment's processes started."""
+    from ..platform import deployment
+    from .prepare import prepare_code_location
+
+    prepare_code_location(settings)
+    try:
+        return deployment.start(settings, webserver_port=webserver_port)
+    except deployment.DeploymentError as err:
+        raise click.ClickException(f"The local Dagster deployment did not start: {err}") from None
 
 
 @main.command("run")
@@ -254,7 +347,7 @@ def demo(users: int, months: int, seed: int) -> None:
             out=settings.landing_dir,
         )
     with _database_errors():
-        sys.exit(_materialize(None, home_label=str(settings.home)))
+        sys.exit(_materialize(None, home_label=str(settings.home), list_alerts=True))
 
 
 # -- feast ---------------------------------------------------------------------------
@@ -316,23 +409,25 @@ def docs(port: int, host: str, no_generate: bool) -> None:
 def _generate_docs(settings) -> None:
     import dagster as dg
 
+    from ..platform import deployment
     from ..platform.db import start_warehouse
-    from .prepare import prepare_code_location
-    from .runner import run_setup
+    from .runner import deployment_workspace, run_job
 
     click.echo("Generating the dbt docs against the live warehouse ...")
     start_warehouse(settings)  # starts the embedded server when it is the one in use
-    prepare_code_location(settings)
-    from ..definitions import defs
+    _start_deployment(settings)
     from ..defs.jobs import DOCS_JOB
 
-    log_file = settings.logs_dir / f"docs-{time.strftime('%Y%m%d-%H%M%S')}.log"
-    with dg.DagsterInstance.get() as instance:
-        result = run_setup(defs, DOCS_JOB, instance, log_file=log_file)
+    with (
+        dg.DagsterInstance.get() as instance,
+        deployment_workspace(instance, deployment.workspace_file(settings)) as workspace,
+    ):
+        result = run_job(instance, workspace, DOCS_JOB, echo=click.echo)
     if not result.success:
         raise click.ClickException(
-            f"dbt docs generate failed (run {result.run_id}); see {log_file}, or serve the "
-            "docs generated before with --no-generate"
+            f"dbt docs generate failed (run {result.run_id}): "
+            f"{'; '.join(result.failures) or 'see the run in the UI'}; or serve the docs "
+            "generated before with --no-generate"
         )
 
 

@@ -15,10 +15,11 @@ from ..platform.settings import Settings, load_settings
 def use_dagster_home(settings: Settings) -> Path:
     """Point this process's DAGSTER_HOME at the state folder (unless set) and make the instance
     ready: DagsterInstance.get() and the processes started from here read it."""
-    from ..platform.instance import init_instance
+    from ..platform.instance import init_instance, storage_env
 
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home)))
-    return init_instance(home)
+    os.environ.update(storage_env(settings))  # this process and the ones it starts
+    return init_instance(home, settings)
 
 
 def prepare_code_location(settings: Settings) -> Path:

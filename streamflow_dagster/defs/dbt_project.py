@@ -20,7 +20,8 @@ from dagster_dbt import DbtProject, DbtProjectPreparer
 from ..platform.settings import DBT_PROJECT_DIR
 
 # The dbt installed beside this Python: a venv's bin folder need not be on PATH.
-DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt"))
+# Started through streamflow-dbt so that dbt dies with the run that started it (lib/dbt_child.py).
+DBT_EXECUTABLE = str(Path(sys.executable).with_name("streamflow-dbt"))
 # What defines the manifest: SQL, YAML and doc blocks outside dbt's own output folders.
 MANIFEST_SOURCES = {".sql", ".yml", ".md"}
 GENERATED_DIRS = {"target", "logs", "dbt_packages"}

@@ -6,10 +6,18 @@ from pathlib import Path
 
 import dagster as dg
 
-from ..alerts.model import Alert, check_alert, dump_cursor, parse_cursor, run_failure_alert
+from ..alerts.model import (
+    RAISED_KEY,
+    Alert,
+    check_alert,
+    dump_cursor,
+    parse_cursor,
+    run_failure_alert,
+    tick_summary,
+)
 from ..landing.arrivals import parse_state, plan_arrivals
 from ..landing.completeness import MANIFEST, REFUSED
-from ..landing.months import LABELS_FILE, landed_months
+from ..landing.months import LABELS_FILE, landed_months, misnamed_months
 from ..platform.settings import landing_settle_seconds
 from .jobs import LABELS_JOB, MONTHLY_JOB
 from .partitions import AS_OF_PARTITIONS
@@ -47,6 +55,9 @@ def landing_tick(context: dg.SensorEvaluationContext, landing_dir: Path) -> dg.S
     )
     for check in plan.not_ready:
         (context.log.warning if check.status == REFUSED else context.log.info)(check.describe())
+    misnamed = [f"{name} ({reason})" for name, reason in misnamed_months(landing_dir)]
+    for line in misnamed:
+        context.log.warning(f"landing folder skipped, not a month's AS_OF: {line}")
     cursor = json.dumps(plan.state, sort_keys=True)
     requests = [
         dg.RunRequest(
@@ -67,7 +78,8 @@ def landing_tick(context: dg.SensorEvaluationContext, landing_dir: Path) -> dg.S
         waiting = f"; not complete yet: {len(plan.not_ready)}" if plan.not_ready else ""
         return dg.SensorResult(
             skip_reason=f"no new or changed complete month, no late labels in {landing_dir}"
-            + waiting,
+            + waiting
+            + (f"; skipped folders: {'; '.join(misnamed)}" if misnamed else ""),
             cursor=cursor,
         )
     for label, checks in (
@@ -127,15 +139,22 @@ def failed_check_alerts(instance: dg.DagsterInstance, run: dg.DagsterRun, ui_url
 def failed_run_alert(instance: dg.DagsterInstance, run: dg.DagsterRun, ui_url: str) -> Alert:
     """The failed run, naming each failed step and its innermost error."""
     records = instance.get_records_for_run(
-        run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE
+        run.run_id, of_type={dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE}
     ).records
-    events = [r.event_log_entry.dagster_event for r in records]
+    steps = [
+        r.event_log_entry.dagster_event
+        for r in records
+        if r.event_log_entry.dagster_event.event_type == dg.DagsterEventType.STEP_FAILURE
+    ]
+    errors = [f"{e.step_key}: {_root_message(e.step_failure_data.error)}" for e in steps]
+    if not errors:  # failed outside any step: e.g. run monitoring found its worker dead
+        errors = [r.event_log_entry.message for r in records if r.event_log_entry.message][-1:]
     return run_failure_alert(
         run_id=run.run_id,
         job_name=run.job_name,
         partition=run.tags.get(PARTITION_TAG),
-        failed_steps=[e.step_key for e in events],
-        errors=[f"{e.step_key}: {_root_message(e.step_failure_data.error)}" for e in events],
+        failed_steps=[e.step_key for e in steps],
+        errors=errors,
         ui_url=ui_url,
     )
 
@@ -167,7 +186,7 @@ def collect_alerts(
 
 @dg.sensor(
     name="alert_sensor",
-    minimum_interval_seconds=60,
+    minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Turns every failed asset check (WARN or ERROR) and every failed run into one "
     "alert: ops.alerts, the Dagster log, and the webhook / Slack when configured.",
@@ -178,7 +197,7 @@ def alert_sensor(
     """Failed checks and runs since the last tick -> one alert each, deduplicated."""
     found, cursor = collect_alerts(context.instance, parse_cursor(context.cursor), alerts.ui_url)
     new, sent, failed = alerts.publish(warehouse, found, context.log)
-    context.update_cursor(dump_cursor(cursor))
-    return dg.SkipReason(
-        f"{len(new)} new alert(s) of {len(found)} found; deliveries: {sent} sent, {failed} failed"
-    )
+    # The UI lists each tick's cursor, not its skip reason: the count of alerts this tick
+    # raised leads it ({"alerts_raised": 2, ...}), so a tick that raised alerts stands out.
+    context.update_cursor(dump_cursor({**cursor, RAISED_KEY: len(new)}))
+    return dg.SkipReason(tick_summary(new, len(found), sent, failed))

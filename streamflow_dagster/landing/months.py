@@ -19,17 +19,29 @@ LABELS_FILE = next(t.file for t in LANDING_TABLES if t.name == "labels")
 
 def landed_months(landing_dir: Path) -> list[str]:
     """Month folders of the landing folder whose name is a month-end AS_OF, oldest first."""
+    return [m for m in _month_folders(landing_dir) if _misnamed(m) is None]
+
+
+def misnamed_months(landing_dir: Path) -> list[tuple[str, str]]:
+    """Folders of the landing folder that are not a month's AS_OF: (name, reason). The CLI
+    and the landing sensor say them; they are never skipped silently."""
+    return [(m, reason) for m in _month_folders(landing_dir) if (reason := _misnamed(m))]
+
+
+def _month_folders(landing_dir: Path) -> list[str]:
     if not landing_dir.is_dir():
         return []
-    months = []
-    for child in sorted(landing_dir.iterdir()):
-        if child.is_dir():
-            try:
-                validate_as_of(child.name)
-            except ValueError:
-                continue
-            months.append(child.name)
-    return months
+    return sorted(
+        c.name for c in landing_dir.iterdir() if c.is_dir() and not c.name.startswith(".")
+    )
+
+
+def _misnamed(name: str) -> str | None:
+    try:
+        validate_as_of(name)
+    except ValueError as err:
+        return str(err)
+    return None
 
 
 def complete_months(landing_dir: Path, settle_seconds: float | None = None) -> list[str]:

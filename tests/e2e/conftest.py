@@ -1,9 +1,11 @@
-"""Fixtures for the browser tour: Debian's chromium, a small real state, `dagster dev`, dbt docs.
+"""Fixtures for the browser tour: Debian's chromium, a small real state, the UI, dbt docs.
 
 Everything here is real: the embedded PostgreSQL, dbt, Feast and MLflow run through
-`streamflow run`, and the UI is the `dagster dev` a user starts. Screenshots always go to
-the test's tmp dir; with STREAMFLOW_SCREENSHOTS=1 they are also copied to docs/screenshots
-(the README's pictures), so an ordinary `make test` never changes files of the repo.
+`streamflow run` on the local deployment it starts (code server and daemon), and the UI is
+that deployment's webserver, started as `make dev` does (`streamflow deploy start --ui`).
+Screenshots always go to the test's tmp dir; with STREAMFLOW_SCREENSHOTS=1 they are also
+copied to docs/screenshots (the README's pictures), so an ordinary `make test` never changes
+files of the repo.
 """
 
 from __future__ import annotations
@@ -115,6 +117,7 @@ def ui_state(server_home) -> Iterator[dict[str, str]]:
         assert "2 of 3 month(s) materialized" in ran.stdout, ran.stdout
         yield env
     finally:
+        streamflow(env, "deploy", "stop")
         streamflow(env, "db", "stop")
 
 
@@ -149,15 +152,17 @@ class Server:
     def wait(self, timeout: float) -> str:
         deadline = time.monotonic() + timeout
         while not _serving(self.url):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
+            failed = self.proc.poll() not in (None, 0)  # `deploy start` exits 0 once started
+            if failed or time.monotonic() > deadline:
                 tail = "\n".join(self.log.read_text().splitlines()[-30:])
                 pytest.fail(f"{' '.join(self.command)} did not serve {self.url}:\n{tail}")
             time.sleep(1)
         return self.url
 
     def stop(self) -> None:
-        """SIGTERM the group (dagster dev stops its webserver, daemon and code servers),
-        then SIGKILL whatever of the group is left once the leader is gone or after 30 s."""
+        """SIGTERM the group, then SIGKILL whatever of the group is left once the leader is
+        gone or after 30 s. (`deploy start` has long exited: its webserver runs in its own
+        session and stops with `streamflow deploy stop`.)"""
         if self.proc is None:
             return
         try:
@@ -174,19 +179,20 @@ class Server:
 
 @pytest.fixture(scope="session")
 def servers(ui_state, tmp_path_factory) -> Iterator[dict[str, Server]]:
-    """`dagster dev` (as `make dev` runs it), `streamflow docs` and `streamflow serve`,
-    started side by side.
+    """The deployment's webserver (as `make dev` starts it), `streamflow docs` and
+    `streamflow serve`, started side by side.
 
     Both take tens of seconds to come up; starting them together overlaps that wait.
+    `streamflow deploy start --ui` returns once the webserver is started (it runs on, in its
+    own session, until `streamflow deploy stop` in ui_state's teardown).
     """
     logs = tmp_path_factory.getbasetemp()
     dagster_port, docs_port, api_port = free_port(), free_port(), free_port()
     started = {
         "dagster": Server(
-            [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1"]
-            + ["-p", str(dagster_port)],
+            [str(BIN / "streamflow"), "deploy", "start", "--ui", str(dagster_port)],
             f"http://127.0.0.1:{dagster_port}/server_info",
-            logs / "dagster-dev.log",
+            logs / "deploy-start.log",
         ),
         "docs": Server(
             [str(BIN / "streamflow"), "docs", "--port", str(docs_port)],

@@ -1,12 +1,14 @@
 """The README's UI tour in a real browser: lineage, months, a failed check, the dbt docs,
 the online API's /docs with no route to the internet.
 
-Headless Debian chromium driven by Playwright against `dagster dev` and `streamflow docs`
+Headless Debian chromium driven by Playwright against the local deployment's webserver
+(`streamflow deploy start --ui`, as `make dev` runs it) and `streamflow docs`
 on a small real state (two good months, one month that fails its landing checks).
 """
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 import psycopg
@@ -16,8 +18,8 @@ from tests.e2e.conftest import BAD_MONTH, GOOD_MONTHS, streamflow
 
 pytestmark = pytest.mark.e2e
 
-# workspace.yaml loads the module without a location_name: the location is the module.
-LOCATION = "streamflow_dagster.definitions"
+# The deployment's code server serves the definitions as the location "streamflow".
+LOCATION = "streamflow"
 GROUPS = ["landing", "staging", "marts", "features", "models"]
 
 
@@ -76,13 +78,16 @@ def test_failed_check_page_says_what_failed(dagster_ui, page, screenshot):
 
 
 def test_alert_of_the_failed_check(dagster_ui, ui_state, page, screenshot):
-    """alert_sensor's first tick in `dagster dev` turns the CLI's failed check into an alert."""
+    """The deployment's alert_sensor turned the CLI's failed check into an alert: the tick
+    that raised it shows so in its cursor ({"alerts_raised": 2, ...}), its logs hold it."""
     page.goto(f"{dagster_ui}/locations/{LOCATION}/sensors/alert_sensor")
-    # Ticks show up live, newest first. The first tick, shortly after the daemon starts, reads
-    # every run ended so far; later ones find nothing new. So open the oldest tick's logs.
-    page.get_by_role("button", name="View logs").first.wait_for(timeout=180_000)
-    page.get_by_role("button", name="View logs").last.click()
     expected = f"Check raw_subscriptions / reject_rate failed for {BAD_MONTH}"
+    # The sensor ticked all along the CLI's runs; one tick raised the check's alert and the
+    # run's, the others none ("alerts_raised": 0).
+    raised = page.get_by_role("row").filter(has_text=re.compile(r'"alerts_raised": [1-9]'))
+    raised.first.wait_for(timeout=180_000)
+    assert raised.count() == 1
+    raised.get_by_role("button", name="View logs").click()
     page.get_by_text(expected).first.wait_for()
     page.wait_for_timeout(1000)  # the log dialog fades in
     screenshot(page, "alert.png")

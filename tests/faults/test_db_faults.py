@@ -173,9 +173,9 @@ def _stages(url: str) -> list[str]:
 
 
 def test_the_cli_against_an_unreachable_database_says_what_failed(tmp_path):
-    """What an operator sees in the terminal: the service, the step and what to do. (The
-    60 s bound is on the step, above; the command adds its start-up, 20-30 s of imports on a
-    loaded 2-core machine.)"""
+    """What an operator sees in the terminal: the service, what it was doing and what to do.
+    The CLI now meets the database first while starting the deployment (the instance's
+    storage lives there), so the message names that stage, before any step runs."""
     from streamflow_dagster.landing.demo_data import generate_landing
 
     landing = tmp_path / "landing"
@@ -202,7 +202,8 @@ def test_the_cli_against_an_unreachable_database_says_what_failed(tmp_path):
         elapsed = time.monotonic() - started
     output = run.stdout + run.stderr
     assert run.returncode == 1 and elapsed < 120, (elapsed, output)
-    assert f"127.0.0.1:{port}) is unreachable" in output and "feast_registry" in output
+    assert f"127.0.0.1:{port}) is unreachable" in output
+    assert "Starting the warehouse (external PostgreSQL)" in output
     assert "STREAMFLOW_DATABASE_URL is up and reachable" in output
     assert "Traceback" not in output
 

@@ -17,14 +17,15 @@ import dagster as dg
 import psycopg
 import pytest
 
-from streamflow_dagster.cli.runner import run_months, run_setup
 from streamflow_dagster.cli.summary import MART_TABLES
 from streamflow_dagster.definitions import build_definitions
 from streamflow_dagster.defs.jobs import MONTHLY_JOB, SETUP_JOB
 from streamflow_dagster.defs.resources import LandingResource, WarehouseResource
 from streamflow_dagster.landing.demo_data import generate_landing
-from streamflow_dagster.platform.db import ensure_database
+from streamflow_dagster.platform.db import ensure_database, with_database
+from streamflow_dagster.platform.instance import DAGSTER_DB, STORAGE_URL_ENV
 from tests.integration.helpers import table_checksum
+from tests.integration.inprocess import run_months, run_setup
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +65,7 @@ def dbt_step_windows(dagster_home: Path) -> list[tuple[float, float]]:
         return sorted(windows)
 
 
-def test_concurrent_months_equal_sequential_months(tmp_path, pg_server, database_url):
+def test_concurrent_months_equal_sequential_months(tmp_path, pg_server, database_url, monkeypatch):
     landing = tmp_path / "landing"
     generate_landing(landing, users=300, months=len(MONTHS), seed=11)
 
@@ -88,15 +89,22 @@ def test_concurrent_months_equal_sequential_months(tmp_path, pg_server, database
         "DAGSTER_HOME": str(dagster_home),
     }
     cli = [sys.executable, "-m", "streamflow_dagster.cli.main", "run", "--months"]
-    processes = [
-        subprocess.Popen(
-            [*cli, m], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        for m in MONTHS
-    ]
-    outputs = [p.communicate(timeout=600)[0] for p in processes]
+    try:
+        processes = [
+            subprocess.Popen(
+                [*cli, m], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+            for m in MONTHS
+        ]
+        outputs = [p.communicate(timeout=600)[0] for p in processes]
+    finally:  # the deployment the commands started outlives them
+        stop = [sys.executable, "-m", "streamflow_dagster.cli.main", "deploy", "stop"]
+        subprocess.run(stop, env=env, check=False)
     assert [p.returncode for p in processes] == [0, 0, 0], "\n".join(o[-3000:] for o in outputs)
 
+    # The instance's storage URL on an external server is read from the environment (its
+    # dagster.yaml names the variable, never the password).
+    monkeypatch.setenv(STORAGE_URL_ENV, with_database(concurrent_db, DAGSTER_DB))
     windows = dbt_step_windows(dagster_home)
     assert len(windows) == len(MONTHS)
     for (_, end), (next_start, _) in zip(windows, windows[1:], strict=False):

@@ -9,7 +9,6 @@ import dagster as dg
 import psycopg
 import pytest
 
-from streamflow_dagster.cli.runner import run_months, run_setup
 from streamflow_dagster.cli.summary import MART_TABLES
 from streamflow_dagster.definitions import build_definitions, defs
 from streamflow_dagster.defs.dbt import DBT_EXECUTABLE, DBT_PROJECT
@@ -19,6 +18,7 @@ from streamflow_dagster.landing.completeness import write_manifest
 from streamflow_dagster.landing.demo_data import generate_landing
 from streamflow_dagster.lib.dbt_args import unit_test_invocations
 from tests.integration.helpers import table_checksum
+from tests.integration.inprocess import run_months, run_setup
 
 pytestmark = pytest.mark.integration
 

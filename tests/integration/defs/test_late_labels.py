@@ -6,13 +6,13 @@ import dagster as dg
 import psycopg
 import pytest
 
-from streamflow_dagster.cli.runner import run_months, run_setup
 from streamflow_dagster.definitions import build_definitions
 from streamflow_dagster.defs.jobs import LABELS_JOB, MONTHLY_JOB, SETUP_JOB
 from streamflow_dagster.defs.resources import LandingResource
 from streamflow_dagster.landing.completeness import write_manifest
 from streamflow_dagster.landing.demo_data import generate_landing
 from tests.integration.helpers import table_checksum
+from tests.integration.inprocess import run_months, run_setup
 from tests.integration.ml.support import fresh_mlflow_store, model_asset_resources
 
 pytestmark = pytest.mark.integration
