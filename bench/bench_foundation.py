@@ -44,7 +44,6 @@ def run_size(users: int, work: Path) -> dict:
     rows = sum(f.read_bytes().count(b"\n") - 1 for f in (landing / AS_OF).glob("*.csv"))
     figures = {"users": users, "landing_rows": rows}
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("as_of", [AS_OF])
         for name, assets in (("ingestion", [landing_ingestion]), ("dbt", [dbt_models])):
             with (
                 measured() as m,

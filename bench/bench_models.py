@@ -255,7 +255,6 @@ def bench_scores(server_url: str, home: Path, users: int, training: dict) -> dic
     from mlflow.tracking import MlflowClient
 
     from streamflow_dagster.defs.models import churn_scores
-    from streamflow_dagster.defs.partitions import AS_OF_PARTITIONS
     from streamflow_dagster.defs.resources import (
         FeastResource,
         MlflowStoreResource,
@@ -303,7 +302,6 @@ def bench_scores(server_url: str, home: Path, users: int, training: dict) -> dic
         f"score {parts.score_seconds:.1f} s, write {parts.write_seconds:.1f} s)"
     )
     instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(AS_OF_PARTITIONS.name, [month.isoformat()])
     started = time.perf_counter()
     result = dg.materialize(
         [churn_scores],

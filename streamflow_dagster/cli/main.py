@@ -179,7 +179,7 @@ def demo_data(users: int, months: int, seed: int, start: str, out: Path | None) 
 def _materialize(months_window: str | None, *, home_label: str, list_alerts: bool = False) -> int:
     import dagster as dg
 
-    from ..defs.partitions import AS_OF_PARTITIONS
+    from ..defs.month_runs import claim_months
     from ..landing.months import landed_months
     from ..platform import deployment
     from ..platform.db import start_warehouse
@@ -210,9 +210,9 @@ def _materialize(months_window: str | None, *, home_label: str, list_alerts: boo
     url = start_warehouse(settings)
     prepare_code_location(settings)
     with dg.DagsterInstance.get() as instance:
-        # Every landed month is a known partition before the daemon starts, so the landing
-        # sensor does not start a second run of a month this command runs (or skips).
-        instance.add_dynamic_partitions(AS_OF_PARTITIONS.name, landed_months(settings.landing_dir))
+        # Every landed month is claimed before the daemon starts, so the landing sensor does
+        # not start a second run of a month this command runs (or skips): defs/month_runs.py.
+        claim_months(instance, landed_months(settings.landing_dir))
     _start_deployment(settings)
     from ..defs.jobs import MONTHLY_JOB, SETUP_JOB
 
@@ -298,7 +298,10 @@ def _report_misnamed(landing_dir: Path) -> None:
     from ..landing.months import misnamed_months
 
     for name, reason in misnamed_months(landing_dir):
-        click.echo(f"Skipping landing folder {landing_dir / name}: {reason}", err=True)
+        click.echo(
+            f"Skipping landing folder {landing_dir / name}: not a month partition: {reason}",
+            err=True,
+        )
 
 
 def _start_deployment(settings, webserver_port: int | None = None):
@@ -322,7 +325,7 @@ def _start_deployment(settings, webserver_port: int | None = None):
     help="AS_OF window, inclusive (e.g. 2024-01-31..2024-06-30, or one month).",
 )
 def run(months_window: str | None) -> None:
-    """Materialize landed months through the whole graph, one Dagster run per month."""
+    """Materialize landed months through the whole graph: one Dagster run over the range."""
     with _database_errors():
         sys.exit(_materialize(months_window, home_label=str(load_settings().home)))
 

@@ -1,8 +1,11 @@
 """Submit landed months to the local deployment and wait for them, showing each step.
 
-Every run goes through the instance (queued, then started by the daemon and executed by
-the run launcher in the code server) with the workspace's code-location origin, exactly
-as a run launched from the UI: it shows under its job, with its logs, metadata and checks.
+A range of consecutive months is ONE run (partition range tags, as a UI range backfill with
+a single-run policy makes): each asset builds its months in AS_OF order (defs/ranges.py), and
+the launch, dbt's start-up and parse are paid once for the range. Every run goes through the
+instance (queued, then started by the daemon and executed by the run launcher in the code
+server) with the workspace's code-location origin, exactly as a run launched from the UI: it
+shows under its job, with its logs, metadata and checks.
 """
 
 from __future__ import annotations
@@ -11,15 +14,20 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
 
-from ..lib.as_of import months_window
+from ..defs.ranges import MONTH_DONE
+from ..lib.as_of import month_end, months_window
 from .errors import CheckFailure, MonthReport, month_report
 
 POLL_S = 0.5
 PARTITION_TAG = "dagster/partition"
+# Dagster's tags for a run over a partition range (dagster._core.storage.tags).
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 STEP_EVENTS = {dg.DagsterEventType.STEP_SUCCESS: "done", dg.DagsterEventType.STEP_FAILURE: "FAILED"}
 
 
@@ -67,10 +75,37 @@ def deployment_workspace(instance: dg.DagsterInstance, workspace: Path) -> Itera
         yield context
 
 
+def month_ranges(months: list[str]) -> list[list[str]]:
+    """Months (AS_OF, sorted) split into runs of consecutive months: one Dagster run each.
+    A gap (a month that has not landed) starts a new range, so no run asks for it."""
+    ranges: list[list[str]] = []
+    for month in sorted(months):
+        if ranges and _next_month(ranges[-1][-1]) == month:
+            ranges[-1].append(month)
+        else:
+            ranges.append([month])
+    return ranges
+
+
+def _next_month(as_of: str) -> str:
+    day = date.fromisoformat(as_of) + timedelta(days=1)  # the next month's first day
+    return month_end(day).isoformat()
+
+
+def partition_tags(months: list[str]) -> dict[str, str]:
+    """The run's partition tags: one month's key, or the range's first and last keys."""
+    if not months:
+        return {}
+    if len(months) == 1:
+        return {PARTITION_TAG: months[0]}
+    return {RANGE_START_TAG: months[0], RANGE_END_TAG: months[-1]}
+
+
 def submit(
-    instance: dg.DagsterInstance, workspace, job_name: str, partition_key: str | None = None
+    instance: dg.DagsterInstance, workspace, job_name: str, months: list[str] | None = None
 ) -> str:
-    """Create the run from the code location's job (its origin) and queue it; its run id."""
+    """Create the run from the code location's job (its origin) and queue it; its run id.
+    `months`: consecutive months (month_ranges), one run over all of them."""
     from dagster._core.definitions.selector import JobSubsetSelector
 
     (location,) = workspace.code_locations
@@ -83,7 +118,6 @@ def submit(
             op_selection=None,
         )
     )
-    tags = {PARTITION_TAG: partition_key} if partition_key else {}
     plan = location.get_execution_plan(
         remote_job, {}, step_keys_to_execute=None, known_state=None, instance=instance
     ).execution_plan_snapshot
@@ -97,7 +131,7 @@ def submit(
         status=None,
         root_run_id=None,
         parent_run_id=None,
-        tags={**remote_job.run_tags, **tags},
+        tags={**remote_job.run_tags, **partition_tags(months or [])},
         job_snapshot=remote_job.job_snapshot,
         execution_plan_snapshot=plan,
         parent_job_snapshot=remote_job.parent_job_snapshot,
@@ -110,38 +144,43 @@ def submit(
     return instance.submit_run(run.run_id, workspace).run_id
 
 
+@dataclass
+class RunEnd:
+    run_id: str
+    success: bool
+    seconds: float
+
+
 def wait(
     instance: dg.DagsterInstance, run_id: str, label: str, echo: Callable[[str], None]
-) -> MonthRun:
-    """Wait for the run to end, echoing each step as it finishes."""
+) -> RunEnd:
+    """Wait for the run to end, echoing each step as it finishes and, in a run over a range,
+    each month as a step finishes it."""
     started = time.monotonic()
     seen = 0
     while True:
         run = instance.get_run_by_id(run_id)
         records = instance.get_records_for_run(run_id, cursor=None).records
         for record in records[seen:]:
-            event = record.event_log_entry.dagster_event
+            entry = record.event_log_entry
+            event = entry.dagster_event
             if event is not None and event.event_type in STEP_EVENTS:
                 echo(f"    {label} {event.step_key}: {STEP_EVENTS[event.event_type]}")
+            elif event is None and entry.user_message.startswith(MONTH_DONE):
+                as_of, _, step = entry.user_message[len(MONTH_DONE) :].strip().partition(" ")
+                echo(f"      {as_of} {step}: done")
         seen = len(records)
         if run.is_finished:
             break
         time.sleep(POLL_S)
-    report = _report(instance, run_id)
-    return MonthRun(
-        as_of=label,
-        run_id=run_id,
-        success=run.status == dg.DagsterRunStatus.SUCCESS,
-        seconds=time.monotonic() - started,
-        failures=report.failures or _run_failure(instance, run_id),
-        failed_checks=report.failed_checks,
-        notes=report.notes,
-    )
+    return RunEnd(run_id, run.status == dg.DagsterRunStatus.SUCCESS, time.monotonic() - started)
 
 
 def run_job(instance, workspace, job_name: str, echo=print, label: str = "") -> MonthRun:
     """One unpartitioned run (the Feast registry, the docs), submitted and waited for."""
-    return wait(instance, submit(instance, workspace, job_name), label or job_name, echo)
+    end = wait(instance, submit(instance, workspace, job_name), label or job_name, echo)
+    report = _report(instance, end.run_id, [label or job_name])[label or job_name]
+    return _month_run(label or job_name, end, end.seconds, report, instance)
 
 
 def run_months(
@@ -151,22 +190,43 @@ def run_months(
     months: list[str],
     echo: Callable[[str], None] = print,
 ) -> list[MonthRun]:
-    """One run per month in AS_OF order, each waited for before the next is submitted."""
+    """One run per range of consecutive months (usually one run for all), in AS_OF order,
+    each waited for before the next is submitted; a result per month."""
     results = []
-    for i, as_of in enumerate(months, start=1):
-        run_id = submit(instance, workspace, job_name, partition_key=as_of)
-        echo(f"[{i}/{len(months)}] {as_of}: queued (run {run_id})")
-        month = wait(instance, run_id, as_of, echo)
-        status = "ok" if month.success else "FAILED"
-        echo(f"[{i}/{len(months)}] {as_of}: {status} in {month.seconds:.1f} s (run {run_id})")
-        for line in month.failures:
-            echo(f"    step failed: {line}")
-        for check in month.failed_checks:
-            echo(f"    check failed: {check}")
-        for note in month.notes:
-            echo(f"    {note}")
-        results.append(month)
+    ranges = month_ranges(months)
+    for i, chunk in enumerate(ranges, start=1):
+        label = chunk[0] if len(chunk) == 1 else f"{chunk[0]}..{chunk[-1]}"
+        prefix = f"[{i}/{len(ranges)}] {label}" + (
+            f" ({len(chunk)} months)" if len(chunk) > 1 else ""
+        )
+        run_id = submit(instance, workspace, job_name, months=chunk)
+        echo(f"{prefix}: queued (run {run_id})")
+        end = wait(instance, run_id, label, echo)
+        echo(f"{prefix}: {'ok' if end.success else 'FAILED'} in {end.seconds:.1f} s (run {run_id})")
+        reports = _report(instance, run_id, chunk)
+        for as_of in chunk:
+            # A month's own time is not measured inside a range: its share of the run's.
+            month = _month_run(as_of, end, end.seconds / len(chunk), reports[as_of], instance)
+            for line in month.failures:
+                echo(f"    {as_of} step failed: {line}")
+            for check in month.failed_checks:
+                echo(f"    {as_of} check failed: {check}")
+            for note in month.notes:
+                echo(f"    {as_of} {note}")
+            results.append(month)
     return results
+
+
+def _month_run(as_of: str, end: RunEnd, seconds: float, report: MonthReport, instance) -> MonthRun:
+    return MonthRun(
+        as_of=as_of,
+        run_id=end.run_id,
+        success=end.success,
+        seconds=seconds,
+        failures=report.failures or ([] if end.success else _run_failure(instance, end.run_id)),
+        failed_checks=report.failed_checks,
+        notes=report.notes,
+    )
 
 
 def _records(instance: dg.DagsterInstance, run_id: str, event_type) -> list:
@@ -176,32 +236,54 @@ def _records(instance: dg.DagsterInstance, run_id: str, event_type) -> list:
     ]
 
 
-def _report(instance: dg.DagsterInstance, run_id: str) -> MonthReport:
-    """The run's failures, checks and notes in the platform's words (cli/errors.py)."""
-    return month_report(
-        step_failures=[
-            (e.step_key, e.step_failure_data.error)
-            for e in _records(instance, run_id, dg.DagsterEventType.STEP_FAILURE)
-        ],
-        failed_checks=[
-            CheckFailure(c.asset_key.to_user_string(), c.check_name, c.severity.value)
-            for c in (
-                e.event_specific_data
-                for e in _records(instance, run_id, dg.DagsterEventType.ASSET_CHECK_EVALUATION)
-            )
-            if not c.passed
-        ],
-        materializations=[
-            (
-                e.asset_key.to_user_string(),
-                {
-                    k: v.value
-                    for k, v in e.step_materialization_data.materialization.metadata.items()
-                },
-            )
-            for e in _records(instance, run_id, dg.DagsterEventType.ASSET_MATERIALIZATION)
-        ],
-    )
+def _report(instance: dg.DagsterInstance, run_id: str, months: list[str]) -> dict:
+    """Each month's failures, checks and notes in the platform's words (cli/errors.py).
+
+    In a run over a range, a materialization names its month (its partition); a check names
+    the months it failed for (`failed_months`, defs/ranges.py) or, evaluated once for the
+    range (dbt's tests), counts for every month; a failed step stops every month of the run.
+    """
+    step_failures = [
+        (e.step_key, e.step_failure_data.error)
+        for e in _records(instance, run_id, dg.DagsterEventType.STEP_FAILURE)
+    ]
+    checks: dict[str, list[CheckFailure]] = {m: [] for m in months}
+    for evaluation in (
+        e.event_specific_data
+        for e in _records(instance, run_id, dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+    ):
+        if evaluation.passed:
+            continue
+        failed = CheckFailure(
+            evaluation.asset_key.to_user_string(),
+            evaluation.check_name,
+            evaluation.severity.value,
+        )
+        for month in _check_months(evaluation, months):
+            checks[month].append(failed)
+    materialized: dict[str, list] = {m: [] for m in months}
+    for event in _records(instance, run_id, dg.DagsterEventType.ASSET_MATERIALIZATION):
+        materialization = event.step_materialization_data.materialization
+        metadata = {k: v.value for k, v in materialization.metadata.items()}
+        for month in (
+            [materialization.partition] if materialization.partition in materialized else months
+        ):
+            materialized[month].append((event.asset_key.to_user_string(), metadata))
+    return {
+        m: month_report(
+            step_failures=step_failures, failed_checks=checks[m], materializations=materialized[m]
+        )
+        for m in months
+    }
+
+
+def _check_months(evaluation, months: list[str]) -> list[str]:
+    if evaluation.partition in months:
+        return [evaluation.partition]
+    named = evaluation.metadata.get("failed_months")
+    if named is not None and len(months) > 1:
+        return [m for m in named.value if m in months]
+    return months
 
 
 def _run_failure(instance: dg.DagsterInstance, run_id: str) -> list[str]:

@@ -1,0 +1,10 @@
+"""The Dagster definitions: assets, checks, jobs, sensors, schedules, resources."""
+
+import warnings
+
+import dagster as dg
+
+# The partitioned assets take `backfill_policy=single_run()` (a range of months in one run,
+# defs/ranges.py), a parameter Dagster 1.13 marks beta: said once here, not on every import
+# of the definitions (code server, CLI, tests).
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)

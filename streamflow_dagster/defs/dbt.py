@@ -15,7 +15,7 @@ from ..landing.contract import RAW_SCHEMA
 from ..lib.dbt_args import build_args
 from ..lib.dbt_profile import rendered_profiles
 from .dbt_project import DBT_EXECUTABLE, DBT_PROJECT, prepare_if_dev, require_manifest
-from .partitions import AS_OF_PARTITIONS, validate_as_of
+from .partitions import AS_OF_PARTITIONS, partition_months
 from .resources import WarehouseResource
 
 __all__ = ["DBT_EXECUTABLE", "DBT_PROJECT", "dbt_models"]
@@ -87,13 +87,16 @@ def with_profiles_dir(dbt: DbtCliResource, profiles_dir: Path) -> DbtCliResource
     partitions_def=AS_OF_PARTITIONS,
     dagster_dbt_translator=StreamflowTranslator(),
     pool=DBT_POOL,
+    # A range of months is one run and ONE dbt invocation (one start-up, one parse, each test
+    # once over the range); the marts are the same as one build per month (tests/dbt).
+    backfill_policy=dg.BackfillPolicy.single_run(),
 )
 def dbt_models(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
 ):
-    """dbt build of the month: staging views, incremental marts and their tests."""
-    as_of = context.partition_key
-    validate_as_of(as_of)
+    """dbt build of the months: staging views, incremental marts and their tests."""
+    months = partition_months(context)
+    context.log.info(f"dbt build of {months[0]}..{months[-1]} ({len(months)} month(s))")
     with connection_profiles(dbt, warehouse.libpq_env()) as profiles_dir:
         run_dbt = with_profiles_dir(dbt, profiles_dir)
-        yield from run_dbt.cli(build_args(as_of), context=context).stream()
+        yield from run_dbt.cli(build_args(months[0], months[-1]), context=context).stream()

@@ -20,6 +20,7 @@ from ..features.training_table import (
 from ..platform.db import readable_failures
 from ..platform.settings import FEATURE_REPO_DIR
 from .partitions import AS_OF_PARTITIONS, validate_as_of
+from .ranges import materialize_months
 from .resources import FeastResource, WarehouseResource
 
 FEATURES_GROUP = "features"
@@ -89,12 +90,19 @@ def feast_registry(
             description="A sample of users: get_online_features equals the marts' newest month.",
         )
     ],
+    backfill_policy=dg.BackfillPolicy.single_run(),
 )
 def online_features(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, feast: FeastResource
-) -> dg.MaterializeResult:
+):
     """The month's features in Feast's online store, unless a newer month is already online."""
-    as_of = validate_as_of(context.partition_key)
+    yield from materialize_months(
+        context, lambda as_of: _online_month(context, warehouse, feast, as_of)
+    )
+
+
+def _online_month(context, warehouse, feast, as_of_key: str) -> dg.MaterializeResult:
+    as_of = validate_as_of(as_of_key)
     url = warehouse.url()
     store = feast.store(url)
     views = online_views(store)
@@ -158,12 +166,19 @@ def online_features(
             description="The month's churn labels have landed (they arrive a month late).",
         )
     ],
+    backfill_policy=dg.BackfillPolicy.single_run(),
 )
 def training_set(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, feast: FeastResource
-) -> dg.MaterializeResult:
+):
     """Point-in-time features of the month's users with their churn labels (features schema)."""
-    as_of = validate_as_of(context.partition_key)
+    yield from materialize_months(
+        context, lambda as_of: _training_month(context, warehouse, feast, as_of)
+    )
+
+
+def _training_month(context, warehouse, feast, as_of_key: str) -> dg.MaterializeResult:
+    as_of = validate_as_of(as_of_key)
     store = feast.store(warehouse.url())
     views = service_views(store, feast.feature_service)
     with warehouse.connect() as conn:

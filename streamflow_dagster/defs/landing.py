@@ -15,7 +15,8 @@ from ..landing.load import load_month, parse_month
 from ..platform.db import readable_failures
 from ..platform.settings import landing_settle_seconds
 from .checks import to_check_result
-from .partitions import AS_OF_PARTITIONS, validate_as_of
+from .partitions import AS_OF_PARTITIONS, partition_months
+from .ranges import materialize_months
 from .resources import LandingResource, WarehouseResource
 
 REJECT_RATE_CHECK = "reject_rate"
@@ -71,6 +72,7 @@ CHECK_SPECS = [
     specs=RAW_SPECS,
     check_specs=CHECK_SPECS,
     partitions_def=AS_OF_PARTITIONS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
 )
 def landing_ingestion(
     context: dg.AssetExecutionContext,
@@ -79,8 +81,25 @@ def landing_ingestion(
     landing: LandingResource,
 ):
     """Validate the month's landing files and replace the month in schema raw atomically."""
-    as_of = context.partition_key
-    validate_as_of(as_of)
+    require_landed(landing, partition_months(context))
+    yield from materialize_months(
+        context, lambda as_of: _ingest_month(context, config, warehouse, landing, as_of)
+    )
+
+
+def require_landed(landing: LandingResource, months: list[str]) -> None:
+    """Every month of the step has its landing folder; else fail before loading any."""
+    missing = [m for m in months if not (landing.folder / m).is_dir()]
+    if missing:
+        raise dg.Failure(
+            description=f"{len(missing)} month(s) of this run have not landed: "
+            f"{', '.join(missing)} (no folder {landing.folder / missing[0]}). Land the month's "
+            "files there, or run only months that landed (`streamflow run --months A..B`).",
+            metadata={"missing_months": missing, "landing_folder": str(landing.folder)},
+        )
+
+
+def _ingest_month(context, config, warehouse, landing, as_of: str):
     context.log.info(f"Validating landing files of {as_of} in {landing.folder / as_of}")
     parsed, fingerprint = _read_complete_month(context, landing, as_of)
     with readable_failures(warehouse.url()), warehouse.connect() as conn:

@@ -21,7 +21,9 @@ from ..ml.promotion import MIN_AUC_GAIN
 from .checks import to_check_result
 from .features import FEATURE_MARTS, feast_registry
 from .mlflow_runs import end_orphaned_runs
-from .partitions import AS_OF_PARTITIONS, validate_as_of
+from .month_runs import run_months
+from .partitions import AS_OF_PARTITIONS, partition_months, validate_as_of
+from .ranges import materialize_months
 from .resources import FeastResource, MlflowStoreResource, WarehouseResource
 
 MODELS_GROUP = "models"
@@ -59,6 +61,7 @@ class ChurnModelConfig(dg.Config):
     kinds={"mlflow", "scikitlearn"},
     code_version=code_version(),
     check_specs=MODEL_CHECK_SPECS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
 )
 def churn_model(
     context: dg.AssetExecutionContext,
@@ -66,14 +69,30 @@ def churn_model(
     warehouse: WarehouseResource,
     mlflow_store: MlflowStoreResource,
     mlflow: dg.ResourceParam[Any],
-) -> dg.MaterializeResult:
+):
     """The month's churn model: trained, evaluated, logged to MLflow, registered, checked."""
     # `mlflow` is dagster-mlflow's resource: it started (or resumed) this Dagster run's MLflow
-    # run and proxies the mlflow module's functions.
-    as_of = validate_as_of(context.partition_key)
+    # run and proxies the mlflow module's functions. That run is the first month's; each
+    # later month of a range gets its own MLflow run with the same Dagster tags.
+    months = partition_months(context)
+    end_orphaned_runs(context, mlflow_store.client(step="churn_model", month=months[0]))
+
+    def one_month(as_of: str) -> dg.MaterializeResult:
+        if as_of != months[0]:
+            mlflow.start_run(tags={"dagster_run_id": context.run.run_id, **_extra_tags(mlflow)})
+        return _train_month(context, config, warehouse, mlflow_store, mlflow, as_of)
+
+    yield from materialize_months(context, one_month)
+
+
+def _extra_tags(mlflow) -> dict[str, str]:
+    return dict(getattr(mlflow, "extra_tags", None) or {})
+
+
+def _train_month(context, config, warehouse, mlflow_store, mlflow, as_of_key: str):
+    as_of = validate_as_of(as_of_key)
     context.log.info(f"MLflow run {mlflow.active_run().info.run_id} for {as_of}")
     client = mlflow_store.client(step="churn_model", month=str(as_of))
-    end_orphaned_runs(context, client)
     status = "FAILED"
     try:  # every exit ends this month's MLflow run: none is left RUNNING
         mlflow.set_tags({"mlflow.runName": f"churn_model {as_of}", "as_of": str(as_of)})
@@ -175,11 +194,56 @@ def production_model(
 
     client = mlflow_store.client(step="production_model")
     end_orphaned_runs(context, client)  # their versions are marked: never promoted
+    months = run_months(context.run.tags)
+    if len(months) <= 1:
+        with promotion_lock(warehouse.url()):
+            moved = decide_and_move(
+                client, run=context.run.run_id, min_auc_gain=config.min_auc_gain
+            )
+        decision = moved.decision
+        context.log.info(f"{decision.action}: {decision.reason}")
+        return dg.MaterializeResult(metadata=_decision_metadata(moved))
+    # A run over a range decides month by month, oldest first, each time among the months up
+    # to that one: the chain one run per month would give. Each month's scores and drift
+    # read the version that was Production after its month's decision.
+    by_month: dict[str, int | None] = {}
     with promotion_lock(warehouse.url()):
-        moved = decide_and_move(client, run=context.run.run_id, min_auc_gain=config.min_auc_gain)
-    decision = moved.decision
-    context.log.info(f"{decision.action}: {decision.reason}")
-    return dg.MaterializeResult(metadata=_decision_metadata(moved))
+        for as_of in months:
+            moved = decide_and_move(
+                client, run=context.run.run_id, min_auc_gain=config.min_auc_gain, up_to=as_of
+            )
+            context.log.info(f"{as_of}: {moved.decision.action}: {moved.decision.reason}")
+            by_month[as_of] = moved.production
+    return dg.MaterializeResult(
+        metadata={
+            **_decision_metadata(moved),
+            PRODUCTION_BY_MONTH: dg.MetadataValue.json(by_month),
+        }
+    )
+
+
+# production_model's metadata in a run over a range: the Production version after each month.
+PRODUCTION_BY_MONTH = "production_by_month"
+
+
+def production_version_for(context: dg.AssetExecutionContext, client, as_of: str):
+    """The version that was Production after `as_of`'s decision: read from this run's
+    production_model when it decided over a range, else the current `production` alias."""
+    from ..ml.registry import PRODUCTION_ALIAS, alias_version, get_version
+
+    records = context.instance.get_records_for_run(
+        context.run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+    ).records
+    for record in reversed(records):
+        materialization = record.event_log_entry.asset_materialization
+        if materialization.asset_key != dg.AssetKey("production_model"):
+            continue
+        by_month = materialization.metadata.get(PRODUCTION_BY_MONTH)
+        if by_month is not None and as_of in by_month.value:
+            version = by_month.value[as_of]
+            return get_version(client, version) if version is not None else None
+        break
+    return alias_version(client, PRODUCTION_ALIAS)
 
 
 def _decision_metadata(moved) -> dict:
@@ -209,23 +273,30 @@ def _auc(contender) -> float | str:
     group_name=MODELS_GROUP,
     kinds={"postgres", "mlflow"},
     code_version=code_version(),
+    backfill_policy=dg.BackfillPolicy.single_run(),
 )
 def churn_scores(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
     mlflow_store: MlflowStoreResource,
     feast: FeastResource,
-) -> dg.MaterializeResult:
+):
     """Every user of the month scored by the production model (scores.churn_scores)."""
+    yield from materialize_months(
+        context, lambda as_of: _score_month(context, warehouse, mlflow_store, feast, as_of)
+    )
+
+
+def _score_month(context, warehouse, mlflow_store, feast, as_of_key: str):
     from ..features.specs import service_views
     from ..ml.dataset import model_features
-    from ..ml.registry import FEATURE_SERVICE_TAG, PRODUCTION_ALIAS, alias_version
+    from ..ml.registry import FEATURE_SERVICE_TAG, PRODUCTION_ALIAS
     from ..ml.registry import load_version as load_registered
     from ..ml.scoring import SCORES_SCHEMA, SCORES_TABLE, score_month
 
-    as_of = validate_as_of(context.partition_key)
+    as_of = validate_as_of(as_of_key)
     client = mlflow_store.client(step="churn_scores", month=str(as_of))
-    version = alias_version(client, PRODUCTION_ALIAS)
+    version = production_version_for(context, client, as_of_key)
     if version is None:
         raise RuntimeError(
             f"No model holds alias `{PRODUCTION_ALIAS}` yet, so {as_of} cannot be scored: see "

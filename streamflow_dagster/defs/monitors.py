@@ -14,8 +14,9 @@ from ..monitoring.performance import AUC_MARGIN_SE, MIN_AUC_MARGIN
 from ..platform.settings import load_settings
 from .checks import to_check_result
 from .features import FEATURE_MARTS, LABELS_MART, feast_registry
-from .models import churn_scores, production_model
+from .models import churn_scores, production_model, production_version_for
 from .partitions import AS_OF_PARTITIONS, validate_as_of
+from .ranges import materialize_months
 from .resources import FeastResource, MlflowStoreResource, WarehouseResource
 
 MONITORING_GROUP = "monitoring"
@@ -51,6 +52,7 @@ class FeatureDriftConfig(dg.Config):
             f"was trained on (warn >= {WARN_PSI}, error >= {ERROR_PSI}).",
         ),
     ],
+    backfill_policy=dg.BackfillPolicy.single_run(),
 )
 def feature_drift(
     context: dg.AssetExecutionContext,
@@ -58,22 +60,29 @@ def feature_drift(
     warehouse: WarehouseResource,
     mlflow_store: MlflowStoreResource,
     feast: FeastResource,
-) -> dg.MaterializeResult:
+):
     """PSI drift of the month's model features vs last month and the Production training month."""
+    yield from materialize_months(
+        context,
+        lambda as_of: _drift_month(context, config, warehouse, mlflow_store, feast, as_of),
+    )
+
+
+def _drift_month(context, config, warehouse, mlflow_store, feast, as_of_key: str):
     from ..features.specs import service_views
     from ..features.store import feature_names
-    from ..ml.registry import AS_OF_TAG, PRODUCTION_ALIAS, alias_version
+    from ..ml.registry import AS_OF_TAG
     from ..ml.scoring import read_month_features
     from ..monitoring.decisions import drift_references
     from ..monitoring.drift import compare_months, drift_outcome
     from ..monitoring.queries import previous_month
 
-    as_of = validate_as_of(context.partition_key)
+    as_of = validate_as_of(as_of_key)
     store = feast.store(warehouse.url())
     views = service_views(store, feast.feature_service)
     features = feature_names(store, feast.feature_service)
-    production = alias_version(
-        mlflow_store.client(step="feature_drift", month=str(as_of)), PRODUCTION_ALIAS
+    production = production_version_for(
+        context, mlflow_store.client(step="feature_drift", month=str(as_of)), as_of_key
     )
     with warehouse.connect() as conn:
         current = read_month_features(conn, views, as_of)
@@ -208,14 +217,22 @@ class RealizedPerformanceConfig(dg.Config):
             f"{AUC_MARGIN_SE:g} standard errors of the difference); warns, never blocks.",
         )
     ],
+    backfill_policy=dg.BackfillPolicy.single_run(),
 )
 def realized_performance(
     context: dg.AssetExecutionContext,
     config: RealizedPerformanceConfig,
     warehouse: WarehouseResource,
     mlflow_store: MlflowStoreResource,
-) -> dg.MaterializeResult:
+):
     """How well the month's churn scores ranked the churners, once its labels have landed."""
+    yield from materialize_months(
+        context,
+        lambda as_of: _performance_month(context, config, warehouse, mlflow_store, as_of),
+    )
+
+
+def _performance_month(context, config, warehouse, mlflow_store, as_of_key: str):
     from ..ml.registry import AS_OF_TAG, get_version
     from ..monitoring.decisions import (
         Expectation,
@@ -228,7 +245,7 @@ def realized_performance(
     from ..monitoring.performance import performance_outcome, realized_performance
     from ..monitoring.queries import label_rows, scores_with_labels
 
-    as_of = validate_as_of(context.partition_key)
+    as_of = validate_as_of(as_of_key)
     with warehouse.connect() as conn:
         labels = label_rows(conn, as_of)
         scored = scores_with_labels(conn, as_of)
@@ -263,7 +280,7 @@ def realized_performance(
     )
     expected, model_tag = Expectation(None, 0.0, ""), None
     if scoring.version is not None:
-        client = mlflow_store.client(step="realized_performance", month=context.partition_key)
+        client = mlflow_store.client(step="realized_performance", month=as_of_key)
         model = get_version(client, scoring.version)
         model_tag = model.tags.get(AS_OF_TAG)
         metrics = client.get_run(model.run_id).data.metrics if model.run_id else {}

@@ -1,4 +1,4 @@
-"""Automation: a month that lands complete becomes a partition and runs through the graph;
+"""Automation: a month that lands complete runs through the graph (its partition exists);
 failed checks and runs become alerts."""
 
 import json
@@ -20,7 +20,7 @@ from ..landing.completeness import MANIFEST, REFUSED
 from ..landing.months import LABELS_FILE, landed_months, misnamed_months
 from ..platform.settings import landing_settle_seconds
 from .jobs import LABELS_JOB, MONTHLY_JOB
-from .partitions import AS_OF_PARTITIONS
+from .month_runs import known_months
 from .resources import AlertsResource, WarehouseResource
 
 
@@ -45,7 +45,7 @@ def build_landing_sensor(landing_dir: Path, jobs: list) -> dg.SensorDefinition:
 
 
 def landing_tick(context: dg.SensorEvaluationContext, landing_dir: Path) -> dg.SensorResult:
-    known = set(context.instance.get_dynamic_partitions(AS_OF_PARTITIONS.name))
+    known = known_months(context.instance, [MONTHLY_JOB, LABELS_JOB])
     plan = plan_arrivals(
         landing_dir,
         landed_months(landing_dir),
@@ -57,7 +57,7 @@ def landing_tick(context: dg.SensorEvaluationContext, landing_dir: Path) -> dg.S
         (context.log.warning if check.status == REFUSED else context.log.info)(check.describe())
     misnamed = [f"{name} ({reason})" for name, reason in misnamed_months(landing_dir)]
     for line in misnamed:
-        context.log.warning(f"landing folder skipped, not a month's AS_OF: {line}")
+        context.log.warning(f"landing folder skipped, not a month partition: {line}")
     cursor = json.dumps(plan.state, sort_keys=True)
     requests = [
         dg.RunRequest(
@@ -89,12 +89,7 @@ def landing_tick(context: dg.SensorEvaluationContext, landing_dir: Path) -> dg.S
     ):
         if checks:
             context.log.info(f"{label}: {', '.join(c.month for c in checks)}")
-    new = [c.month for c in plan.new]
-    return dg.SensorResult(
-        run_requests=requests,
-        dynamic_partitions_requests=[AS_OF_PARTITIONS.build_add_request(new)] if new else [],
-        cursor=cursor,
-    )
+    return dg.SensorResult(run_requests=requests, cursor=cursor)
 
 
 # -- alerts ----------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from .completeness import MonthCheck, check_month
 
 @dataclass
 class ArrivalPlan:
-    new: list[MonthCheck] = field(default_factory=list)  # not a partition yet
+    new: list[MonthCheck] = field(default_factory=list)  # no run was made for it yet
     changed: list[MonthCheck] = field(default_factory=list)  # its files changed since it ran
     late_labels: list[MonthCheck] = field(default_factory=list)  # labels landed/changed later
     not_ready: list[MonthCheck] = field(default_factory=list)  # settling, incomplete, refused
@@ -45,7 +45,7 @@ def plan_arrivals(
 ) -> ArrivalPlan:
     """Compare the landed `months` with what ran (`state`); None state: a first tick.
 
-    On a first tick, months that are already partitions were run by whoever made them (the
+    On a first tick, months already known (defs/month_runs.py) were run by whoever made them (the
     CLI, a backfill): their files now are taken as the ones that ran.
     """
     first_tick = state is None

@@ -5,21 +5,27 @@ from __future__ import annotations
 import json
 
 
-def partition_vars(as_of: str) -> dict[str, str]:
-    """dbt vars for one month: the marts rebuild and the tests check only `as_of`."""
-    return {"as_of": as_of}
+def partition_vars(first: str, last: str | None = None) -> dict[str, str]:
+    """dbt vars for the months `first`..`last` (inclusive; one month when `last` is None or
+    equal): the marts rebuild and the tests check only those months."""
+    if last is None or last == first:
+        return {"as_of": first}
+    if last < first:
+        raise ValueError(f"range {first}..{last}: write the earlier month first")
+    return {"as_of_from": first, "as_of_to": last}
 
 
-def build_args(as_of: str) -> list[str]:
-    """`dbt build` of the month: its models and the data tests scoped to it.
+def build_args(first: str, last: str | None = None) -> list[str]:
+    """`dbt build` of the months `first`..`last` in one invocation: their models and the data
+    tests scoped to them (dbt starts and parses once for the whole range).
 
     YAML unit tests check SQL logic, not data: they do not change from month to month, so
-    the test suite runs them once (`unit_test_args`) instead of every partition.
+    the test suite runs them once (`unit_test_invocations`) instead of every partition.
     """
     return [
         "build",
         "--vars",
-        json.dumps(partition_vars(as_of), sort_keys=True),
+        json.dumps(partition_vars(first, last), sort_keys=True),
         "--exclude",
         "test_type:unit",
     ]

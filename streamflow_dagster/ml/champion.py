@@ -98,15 +98,18 @@ def score_contenders(
 
 
 def decide_and_move(
-    client: MlflowClient, run: str, min_auc_gain: float = MIN_AUC_GAIN
+    client: MlflowClient, run: str, min_auc_gain: float = MIN_AUC_GAIN, up_to: str | None = None
 ) -> MoveResult:
     """The automatic step: newest month's version vs `production`, then the move if any.
+
+    `up_to` (an AS_OF): the newest month's version among months up to it, for a run that
+    decides a range of months one after the other.
 
     A challenger registered by a run that never finished is refused; one whose run is still
     going is left to its own production_model. A champion that cannot serve (files that do not
     load, or an older version of the challenger's re-run month) is replaced: see ml/fallback.
     """
-    challenger_version = newest_month_version(client)
+    challenger_version = newest_month_version(client, up_to=up_to)
     champion_version = alias_version(client, PRODUCTION_ALIAS)
     if challenger_version is None:
         return apply(client, decide(None, None, min_auc_gain), run)

@@ -102,9 +102,14 @@ def all_versions(client: MlflowClient) -> list[ModelVersion]:
             return versions
 
 
-def newest_month_version(client: MlflowClient) -> ModelVersion | None:
-    """The challenger: the version of the newest AS_OF (its latest version if retrained)."""
-    dated = [v for v in all_versions(client) if v.tags.get(AS_OF_TAG)]
+def newest_month_version(client: MlflowClient, up_to: str | None = None) -> ModelVersion | None:
+    """The challenger: the version of the newest AS_OF (its latest version if retrained);
+    with `up_to`, the newest AS_OF on or before it."""
+    dated = [
+        v
+        for v in all_versions(client)
+        if v.tags.get(AS_OF_TAG) and (up_to is None or v.tags[AS_OF_TAG] <= up_to)
+    ]
     if not dated:
         return None
     return max(dated, key=lambda v: (v.tags[AS_OF_TAG], int(v.version)))

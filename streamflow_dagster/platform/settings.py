@@ -134,6 +134,24 @@ def landing_settle_seconds() -> float:
     )
 
 
+# -- the monthly partitions (defs/partitions.py) ---------------------------------------------
+# The first month the platform knows: months before it are not partitions (the CLI and the
+# landing sensor say so, naming this variable). The demo data and the Telco import start here.
+DEFAULT_FIRST_MONTH = "2024-01-31"
+
+
+def first_month() -> str:
+    """STREAMFLOW_FIRST_MONTH: the AS_OF of the first partition; a bad value names itself."""
+    from ..lib.as_of import validate_as_of
+
+    raw = (os.environ.get("STREAMFLOW_FIRST_MONTH") or "").strip() or DEFAULT_FIRST_MONTH
+    try:
+        validate_as_of(raw)
+    except ValueError as err:
+        raise ValueError(f"STREAMFLOW_FIRST_MONTH={raw!r}: {err}") from None
+    return raw
+
+
 # -- the online API (streamflow serve) -------------------------------------------------------
 # The model's alias is watched this often: a promotion reaches a running API within it plus
 # the load time (about a second), well inside the 30 s the platform promises.

@@ -116,7 +116,6 @@ def corrupt(client, version: int) -> None:
 
 def instance_with(month: str) -> dg.DagsterInstance:
     instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(churn_model.partitions_def.name, [month])
     return instance
 
 

@@ -17,7 +17,6 @@ import dagster as dg
 
 from streamflow_dagster.cli.errors import CheckFailure, MonthReport, month_report
 from streamflow_dagster.cli.runner import MonthRun
-from streamflow_dagster.defs.partitions import AS_OF_PARTITIONS
 
 # The terminal gets one line per month; every event and dbt's own output stay in the
 # run's logs in the UI and in the log file the CLI names.
@@ -43,7 +42,6 @@ def run_months(
     log_file: Path | None = None,
 ) -> list[MonthRun]:
     """One run per month, in order (a backfill that never races on the same tables)."""
-    instance.add_dynamic_partitions(AS_OF_PARTITIONS.name, months)
     job = defs.resolve_job_def(job_name)
     results = []
     for i, as_of in enumerate(months, start=1):

@@ -101,7 +101,6 @@ def test_a_high_reject_rate_alerts_once_per_failed_check_and_once_for_the_run(
     write_month(tmp_path / "landing", JAN, month)
     defs = make_defs(tmp_path, database_url, receiver)
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("as_of", [JAN])
         run = dg.materialize(
             [landing_ingestion],
             partition_key=JAN,

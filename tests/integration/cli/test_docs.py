@@ -30,7 +30,6 @@ JAN = "2024-01-31"
 def test_dbt_docs_asset_writes_the_site_with_the_live_catalog(tmp_path, database_url):
     write_month(tmp_path / "landing", JAN, clean_month())
     instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("as_of", [JAN])
     warehouse = WarehouseResource(database_url=database_url)
     landing = dg.materialize(
         [landing_ingestion],

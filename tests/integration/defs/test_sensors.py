@@ -6,6 +6,7 @@ import dagster as dg
 import pytest
 
 from streamflow_dagster.definitions import build_definitions
+from streamflow_dagster.defs.month_runs import claim_months, known_months
 from streamflow_dagster.defs.resources import LandingResource
 from streamflow_dagster.landing.contract import LANDING_TABLES
 
@@ -30,8 +31,11 @@ def evaluate(defs, instance, cursors: dict | None = None):
     )
     result = sensor(context)
     cursors["landing_sensor"] = result.cursor
-    for request in result.dynamic_partitions_requests or []:
-        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    for request in result.run_requests or []:  # the daemon makes a run of each request
+        instance.create_run_for_job(
+            defs.resolve_job_def(request.job_name),
+            tags={**request.tags, "dagster/partition": request.partition_key},
+        )
     return result
 
 
@@ -77,7 +81,7 @@ def test_new_month_is_requested_once(tmp_path):
         (landing / "notes").mkdir()
         first = evaluate(defs, instance)
         assert [r.partition_key for r in first.run_requests] == ["2024-01-31"]
-        assert instance.get_dynamic_partitions("as_of") == ["2024-01-31"]
+        assert known_months(instance, ["streamflow_monthly"]) == {"2024-01-31"}
 
         assert evaluate(defs, instance).run_requests == []  # the same month never twice
 
@@ -122,3 +126,31 @@ def test_a_month_settles_first_and_runs_again_when_its_files_change(tmp_path, mo
         ]
         assert again[0].run_key != first[0].run_key  # a spent run key would block the rerun
         assert evaluate(defs, instance, cursors).run_requests == []
+
+
+def test_misnamed_and_out_of_range_folders_are_reported_by_name_and_reason(tmp_path):
+    landing = tmp_path / "landing"
+    defs = build_definitions(landing=LandingResource(path=str(landing)))
+    with dg.instance_for_test() as instance:
+        for name in ("2024-02-30", "2024-02-28", "2023-12-31", "2999-12-31"):
+            land(landing, name)
+        result = evaluate(defs, instance)
+        assert result.run_requests == []
+        reason = result.skip_reason.skip_message
+        assert "2024-02-30 (AS_OF '2024-02-30' is not an ISO date" in reason
+        assert "2024-02-28 (AS_OF '2024-02-28' is not the last day of its month (2024-02-29))" in (
+            reason
+        )
+        assert "2023-12-31 (before the first month 2024-01-31" in reason
+        assert "STREAMFLOW_FIRST_MONTH" in reason
+        assert "2999-12-31 (the month 2999-12-31 has not ended yet" in reason
+
+
+def test_months_the_cli_claimed_are_not_requested_by_the_sensor(tmp_path):
+    landing = tmp_path / "landing"
+    defs = build_definitions(landing=LandingResource(path=str(landing)))
+    with dg.instance_for_test() as instance:
+        land(landing, "2024-01-31")
+        land(landing, "2024-02-29")
+        claim_months(instance, ["2024-01-31"])  # what `streamflow run` does before the daemon
+        assert requested(evaluate(defs, instance)) == [("streamflow_monthly", "2024-02-29")]

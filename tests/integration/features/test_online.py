@@ -221,7 +221,6 @@ def test_online_features_asset_newest_month_wins_in_any_order(demo_marts):
     url, months = demo_marts
     resources = {"warehouse": WarehouseResource(database_url=url), "feast": FeastResource()}
     instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("as_of", months)
     applied = dg.materialize([feast_registry], instance=instance, resources=resources)
     metadata = applied.asset_materializations_for_node("feast_registry")[0].metadata
     assert metadata["feature_count"].value == 14

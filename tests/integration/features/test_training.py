@@ -166,7 +166,6 @@ def test_month_without_labels_materializes_empty_with_a_clear_outcome(demo_marts
     url, months = demo_marts
     resources = {"warehouse": WarehouseResource(database_url=url), "feast": FeastResource()}
     instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("as_of", months)
     dg.materialize([feast_registry], instance=instance, resources=resources)
     outcomes = {}
     for month in (months[1], months[2]):

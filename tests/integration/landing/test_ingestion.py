@@ -50,7 +50,6 @@ def clean_month(ids=("u1", "u2", "u3")) -> dict[str, list[str]]:
 
 def materialize(tmp_path, database_url, as_of, *, raise_on_error=True):
     instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("as_of", [as_of])
     return dg.materialize(
         [landing_ingestion],
         partition_key=as_of,

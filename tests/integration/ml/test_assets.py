@@ -14,7 +14,6 @@ from streamflow_dagster.defs.features import FEATURE_ASSETS
 from streamflow_dagster.defs.models import (
     MODEL_ASSETS,
 )
-from streamflow_dagster.defs.partitions import AS_OF_PARTITIONS
 from streamflow_dagster.landing.demo_data import generate_landing
 from streamflow_dagster.ml.registry import PRODUCTION_ALIAS, alias_version, all_versions
 from streamflow_dagster.platform.mlflow_store import EXPERIMENT_NAME
@@ -40,7 +39,6 @@ def stack(database_url, pg_server, tmp_path):
     store = fresh_mlflow_store(pg_server.url("postgres"), tmp_path / "artifacts")
     resources = model_asset_resources(database_url, store)
     instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(AS_OF_PARTITIONS.name, months)
     client = MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
     return database_url, months, resources, instance, client
 

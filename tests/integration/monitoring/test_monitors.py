@@ -23,7 +23,6 @@ from streamflow_dagster.defs.monitors import (
     MONITOR_ASSETS,
     REALIZED_AUC_CHECK,
 )
-from streamflow_dagster.defs.partitions import AS_OF_PARTITIONS
 from streamflow_dagster.landing.demo_data import SHIFTED_MONTH_INDEX, generate_landing
 from streamflow_dagster.platform.db import ensure_database
 from tests.integration.conftest import create_marts, insert_rows, load_landing_month
@@ -54,7 +53,6 @@ def stack(pg_server, tmp_path_factory):
     store = fresh_mlflow_store(pg_server.url("postgres"), tmp / "artifacts")
     resources = model_asset_resources(url, store)
     instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(AS_OF_PARTITIONS.name, [MAY, JUNE, JULY])
     built = {"url": url, "landing": tmp / "landing", "resources": resources, "instance": instance}
     setup = ["feast_registry", "training_set", "churn_model", "production_model", "churn_scores"]
     assert materialize(built, MAY, setup).success

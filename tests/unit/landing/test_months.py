@@ -42,3 +42,27 @@ def test_a_month_is_complete_without_its_late_labels(tmp_path):
             (tmp_path / month / name).write_text("")
     assert complete_months(tmp_path) == ["2024-01-31", "2024-02-29"]
     assert has_labels(tmp_path, "2024-01-31") and not has_labels(tmp_path, "2024-02-29")
+
+
+def test_folders_outside_the_month_partitions_are_misnamed_with_the_reason(tmp_path, monkeypatch):
+    from datetime import date
+
+    from streamflow_dagster.landing.months import misnamed_months
+
+    monkeypatch.setenv("STREAMFLOW_FIRST_MONTH", "2024-01-31")
+    for name in ["2023-12-31", "2024-01-31", "2024-11-30", "2024-12-31", "2024-02-30"]:
+        (tmp_path / name).mkdir()
+    today = date(2024, 12, 2)  # November has ended, December has not
+    assert landed_months(tmp_path, today) == ["2024-01-31", "2024-11-30"]
+    reasons = dict(misnamed_months(tmp_path, today))
+    assert sorted(reasons) == ["2023-12-31", "2024-02-30", "2024-12-31"]
+    assert "before the first month 2024-01-31" in reasons["2023-12-31"]
+    assert "STREAMFLOW_FIRST_MONTH" in reasons["2023-12-31"]
+    assert "not an ISO date" in reasons["2024-02-30"]
+    assert "has not ended yet" in reasons["2024-12-31"]
+
+    monkeypatch.setenv("STREAMFLOW_FIRST_MONTH", "2023-12-31")
+    assert landed_months(tmp_path, today)[0] == "2023-12-31"
+    monkeypatch.setenv("STREAMFLOW_FIRST_MONTH", "2023-12-30")
+    with pytest.raises(ValueError, match="STREAMFLOW_FIRST_MONTH='2023-12-30'"):
+        landed_months(tmp_path, today)
