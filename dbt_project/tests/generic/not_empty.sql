@@ -27,7 +27,7 @@ with months as (
 
 select months.as_of, 'no rows' as problem
 from months
-where not exists (select 1 from {{ model }} as built where built.as_of = months.as_of)
+where not exists (select 1 from {{ model }} where as_of = months.as_of)
 
 {%- endif %}
 
