@@ -38,6 +38,22 @@ class StreamflowTranslator(DagsterDbtTranslator):
             return spec.replace_attributes(key=dg.AssetKey(props["name"]), group_name=layer)
         return spec
 
+    def get_asset_check_spec(self, asset_spec, manifest, unique_id, project):
+        """dbt tests as checks of the month: each result records the partition it tested."""
+        spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+        if spec is None:
+            return None
+        return dg.AssetCheckSpec(
+            spec.name,
+            asset=spec.asset_key,
+            description=spec.description,
+            additional_deps=spec.additional_deps,
+            blocking=spec.blocking,
+            metadata=spec.metadata,
+            automation_condition=spec.automation_condition,
+            partitions_def=AS_OF_PARTITIONS,
+        )
+
 
 def _resource_props(manifest: Mapping[str, Any], unique_id: str) -> Mapping[str, Any]:
     for section in ("nodes", "sources"):

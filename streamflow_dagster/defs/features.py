@@ -87,6 +87,7 @@ def feast_registry(
             asset="online_features",
             blocking=True,
             description="A sample of users: get_online_features equals the marts' newest month.",
+            partitions_def=AS_OF_PARTITIONS,
         )
     ],
 )
@@ -156,6 +157,7 @@ def online_features(
             LABELS_LANDED_CHECK,
             asset="training_set",
             description="The month's churn labels have landed (they arrive a month late).",
+            partitions_def=AS_OF_PARTITIONS,
         )
     ],
 )

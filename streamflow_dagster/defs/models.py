@@ -18,7 +18,7 @@ from ..ml import code_version
 from ..ml.checks import AUC_FLOOR, AUC_FLOOR_CHECK, LOADS_BACK_CHECK, NOT_DEGENERATE_CHECK
 from ..ml.dataset import SEED
 from ..ml.promotion import MIN_AUC_GAIN
-from .checks import to_check_result
+from .checks import stop_on_blocking, to_check_result
 from .features import FEATURE_MARTS, feast_registry
 from .mlflow_runs import end_orphaned_runs
 from .partitions import AS_OF_PARTITIONS, validate_as_of
@@ -31,18 +31,21 @@ MODEL_CHECK_SPECS = [
         asset="churn_model",
         blocking=True,
         description=f"Holdout AUC at or above the floor ({AUC_FLOOR} by default).",
+        partitions_def=AS_OF_PARTITIONS,
     ),
     dg.AssetCheckSpec(
         NOT_DEGENERATE_CHECK,
         asset="churn_model",
         blocking=True,
         description="The holdout gets both predictions (churn and stay) at the chosen threshold.",
+        partitions_def=AS_OF_PARTITIONS,
     ),
     dg.AssetCheckSpec(
         LOADS_BACK_CHECK,
         asset="churn_model",
         blocking=True,
         description="The registered version loads from the registry and scores its input example.",
+        partitions_def=AS_OF_PARTITIONS,
     ),
 ]
 
@@ -66,8 +69,16 @@ def churn_model(
     warehouse: WarehouseResource,
     mlflow_store: MlflowStoreResource,
     mlflow: dg.ResourceParam[Any],
-) -> dg.MaterializeResult:
+):
     """The month's churn model: trained, evaluated, logged to MLflow, registered, checked."""
+    # A model that fails a blocking check is registered (its version says why) but the month
+    # is not materialized: it shows failed (red) and production_model does not run.
+    yield from stop_on_blocking(
+        context, [_train_month(context, config, warehouse, mlflow_store, mlflow)]
+    )
+
+
+def _train_month(context, config, warehouse, mlflow_store, mlflow) -> dg.MaterializeResult:
     # `mlflow` is dagster-mlflow's resource: it started (or resumed) this Dagster run's MLflow
     # run and proxies the mlflow module's functions.
     as_of = validate_as_of(context.partition_key)

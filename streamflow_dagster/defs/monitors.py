@@ -1,7 +1,10 @@
 """Monitoring as assets: feature drift per month, realized performance once labels land.
 
-Both checks are non-blocking: drift and a weaker month are alerts for a person to look at,
-not reasons to stop scoring (nothing downstream of the monitors would be protected anyway).
+Nothing is downstream of the monitors, so no check of theirs protects anything. The drift
+checks are blocking all the same: a month whose features drifted past ERROR_PSI is not
+materialized (defs/checks.py `stop_on_blocking`), so it shows failed, red, in feature_drift's
+partitions and its run fails, as a month that needs a person's look should. WARN-level drift
+and a weaker realized AUC warn (yellow) and leave the month green.
 """
 
 from dataclasses import replace
@@ -12,7 +15,7 @@ from ..monitoring.decisions import PREVIOUS_MONTH, PRODUCTION_MONTH
 from ..monitoring.drift import ERROR_PSI, NUMERIC_BINS, WARN_PSI
 from ..monitoring.performance import AUC_MARGIN_SE, MIN_AUC_MARGIN
 from ..platform.settings import load_settings
-from .checks import to_check_result
+from .checks import stop_on_blocking, to_check_result
 from .features import FEATURE_MARTS, LABELS_MART, feast_registry
 from .models import churn_scores, production_model
 from .partitions import AS_OF_PARTITIONS, validate_as_of
@@ -41,14 +44,18 @@ class FeatureDriftConfig(dg.Config):
         dg.AssetCheckSpec(
             DRIFT_VS_PREVIOUS_CHECK,
             asset="feature_drift",
+            blocking=True,
             description="Max PSI of the month's features vs the previous landed month "
             f"(warn >= {WARN_PSI}, error >= {ERROR_PSI}).",
+            partitions_def=AS_OF_PARTITIONS,
         ),
         dg.AssetCheckSpec(
             DRIFT_VS_PRODUCTION_CHECK,
             asset="feature_drift",
+            blocking=True,
             description="Max PSI of the month's features vs the month the Production model "
             f"was trained on (warn >= {WARN_PSI}, error >= {ERROR_PSI}).",
+            partitions_def=AS_OF_PARTITIONS,
         ),
     ],
 )
@@ -58,7 +65,7 @@ def feature_drift(
     warehouse: WarehouseResource,
     mlflow_store: MlflowStoreResource,
     feast: FeastResource,
-) -> dg.MaterializeResult:
+):
     """PSI drift of the month's model features vs last month and the Production training month."""
     from ..features.specs import service_views
     from ..features.store import feature_names
@@ -118,12 +125,13 @@ def feature_drift(
     notes = [reasons[label] for label in references if label not in comparisons]
     report = _write_drift_report(str(as_of), comparisons, frames, current, notes, config)
     context.log.info(f"{as_of}: drift report at {report}")
-    return dg.MaterializeResult(
+    result = dg.MaterializeResult(
         metadata=_drift_metadata(
             str(as_of), len(features), references, comparisons, notes, report, config
         ),
         check_results=[to_check_result(check, outcome) for check, outcome in outcomes.items()],
     )
+    yield from stop_on_blocking(context, [result])  # ERROR drift: the month shows failed
 
 
 def _write_drift_report(as_of, comparisons, frames, current, notes, config):
@@ -206,6 +214,7 @@ class RealizedPerformanceConfig(dg.Config):
             description="Realized AUC of the month's scores is not below the scoring model's "
             f"holdout AUC (its MLflow run's `auc`) by more than max({MIN_AUC_MARGIN}, "
             f"{AUC_MARGIN_SE:g} standard errors of the difference); warns, never blocks.",
+            partitions_def=AS_OF_PARTITIONS,
         )
     ],
 )
