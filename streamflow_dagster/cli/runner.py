@@ -32,6 +32,13 @@ class MonthRun:
     failures: list[str]
     failed_checks: list[str]
     notes: list[str] = field(default_factory=list)  # e.g. no model: labels not landed yet
+    # Failed only because a blocking check withheld an asset that nothing in the run waits on
+    # (the drift monitor): every step ran, the month is red in the UI for a person to look at.
+    flagged: bool = False
+
+    @property
+    def status(self) -> str:
+        return "ok" if self.success else "FLAGGED" if self.flagged else "FAILED"
 
 
 def select_months(months: list[str], window: str | None) -> list[str]:
@@ -136,6 +143,7 @@ def wait(
         failures=report.failures or _run_failure(instance, run_id),
         failed_checks=report.failed_checks,
         notes=report.notes,
+        flagged=run.status != dg.DagsterRunStatus.SUCCESS and _flagged(instance, run),
     )
 
 
@@ -157,8 +165,7 @@ def run_months(
         run_id = submit(instance, workspace, job_name, partition_key=as_of)
         echo(f"[{i}/{len(months)}] {as_of}: queued (run {run_id})")
         month = wait(instance, run_id, as_of, echo)
-        status = "ok" if month.success else "FAILED"
-        echo(f"[{i}/{len(months)}] {as_of}: {status} in {month.seconds:.1f} s (run {run_id})")
+        echo(f"[{i}/{len(months)}] {as_of}: {month.status} in {month.seconds:.1f} s (run {run_id})")
         for line in month.failures:
             echo(f"    step failed: {line}")
         for check in month.failed_checks:
@@ -202,6 +209,24 @@ def _report(instance: dg.DagsterInstance, run_id: str) -> MonthReport:
             for e in _records(instance, run_id, dg.DagsterEventType.ASSET_MATERIALIZATION)
         ],
     )
+
+
+def _flagged(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
+    """Every failed step was stopped by its checks (defs/checks.py) and every step ran."""
+    from ..defs.checks import STOPPED_BY_CHECKS
+
+    failures = _records(instance, run.run_id, dg.DagsterEventType.STEP_FAILURE)
+    stopped = [
+        f
+        for f in failures
+        if f.step_failure_data.user_failure_data is not None
+        and STOPPED_BY_CHECKS in f.step_failure_data.user_failure_data.metadata
+    ]
+    if not failures or len(stopped) < len(failures):
+        return False
+    plan = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
+    started = {e.step_key for e in _records(instance, run.run_id, dg.DagsterEventType.STEP_START)}
+    return set(plan.step_keys_to_execute) <= started
 
 
 def _run_failure(instance: dg.DagsterInstance, run_id: str) -> list[str]:
