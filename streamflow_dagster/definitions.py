@@ -8,6 +8,7 @@ from dagster_dbt import DbtCliResource
 from .defs.dbt import DBT_EXECUTABLE, DBT_PROJECT, dbt_models
 from .defs.docs import dbt_docs
 from .defs.features import FEATURE_ASSETS
+from .defs.health import platform_health, platform_health_sensor
 from .defs.jobs import JOBS, labels_job, monthly_job
 from .defs.landing import landing_ingestion
 from .defs.models import MODEL_ASSETS
@@ -56,11 +57,13 @@ def build_definitions(**resource_overrides) -> dg.Definitions:
             *MODEL_ASSETS,
             dbt_docs,
             *MONITOR_ASSETS,
+            platform_health,
         ],
         jobs=JOBS,
         sensors=[
             build_landing_sensor(resources["landing"].folder, [monthly_job, labels_job]),
             alert_sensor,
+            platform_health_sensor,
         ],
         schedules=[build_freshness_schedule(resources["landing"].folder)],
         resources=resources,

@@ -40,6 +40,13 @@ class MonthRun:
     failures: list[str]
     failed_checks: list[str]
     notes: list[str] = field(default_factory=list)  # e.g. no model: labels not landed yet
+    # Failed only because a blocking check withheld an asset that nothing in the run waits on
+    # (the drift monitor): every step ran, the month is red in the UI for a person to look at.
+    flagged: bool = False
+
+    @property
+    def status(self) -> str:
+        return "ok" if self.success else "FLAGGED" if self.flagged else "FAILED"
 
 
 def select_months(months: list[str], window: str | None) -> list[str]:
@@ -180,7 +187,7 @@ def run_job(instance, workspace, job_name: str, echo=print, label: str = "") -> 
     """One unpartitioned run (the Feast registry, the docs), submitted and waited for."""
     end = wait(instance, submit(instance, workspace, job_name), label or job_name, echo)
     report = _report(instance, end.run_id, [label or job_name])[label or job_name]
-    return _month_run(label or job_name, end, end.seconds, report, instance)
+    return _month_run(label or job_name, end, end.seconds, report, instance, flagged=False)
 
 
 def run_months(
@@ -202,11 +209,15 @@ def run_months(
         run_id = submit(instance, workspace, job_name, months=chunk)
         echo(f"{prefix}: queued (run {run_id})")
         end = wait(instance, run_id, label, echo)
-        echo(f"{prefix}: {'ok' if end.success else 'FAILED'} in {end.seconds:.1f} s (run {run_id})")
+        flagged = not end.success and _flagged(instance, instance.get_run_by_id(run_id))
+        status = "ok" if end.success else "FLAGGED" if flagged else "FAILED"
+        echo(f"{prefix}: {status} in {end.seconds:.1f} s (run {run_id})")
         reports = _report(instance, run_id, chunk)
         for as_of in chunk:
             # A month's own time is not measured inside a range: its share of the run's.
-            month = _month_run(as_of, end, end.seconds / len(chunk), reports[as_of], instance)
+            month = _month_run(
+                as_of, end, end.seconds / len(chunk), reports[as_of], instance, flagged
+            )
             for line in month.failures:
                 echo(f"    {as_of} step failed: {line}")
             for check in month.failed_checks:
@@ -217,15 +228,21 @@ def run_months(
     return results
 
 
-def _month_run(as_of: str, end: RunEnd, seconds: float, report: MonthReport, instance) -> MonthRun:
+def _month_run(
+    as_of: str, end: RunEnd, seconds: float, report: MonthReport, instance, flagged: bool
+) -> MonthRun:
+    """A month of the run. In a run that every step ran but a blocking check stopped (a
+    flagged run), the months whose checks all passed are ok, the others FLAGGED."""
+    ok = end.success or (flagged and not report.failed_checks)
     return MonthRun(
         as_of=as_of,
         run_id=end.run_id,
-        success=end.success,
+        success=ok,
         seconds=seconds,
-        failures=report.failures or ([] if end.success else _run_failure(instance, end.run_id)),
+        failures=[] if ok else report.failures or _run_failure(instance, end.run_id),
         failed_checks=report.failed_checks,
         notes=report.notes,
+        flagged=flagged and not ok,
     )
 
 
@@ -284,6 +301,24 @@ def _check_months(evaluation, months: list[str]) -> list[str]:
     if named is not None and len(months) > 1:
         return [m for m in named.value if m in months]
     return months
+
+
+def _flagged(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
+    """Every failed step was stopped by its checks (defs/checks.py) and every step ran."""
+    from ..defs.checks import STOPPED_BY_CHECKS
+
+    failures = _records(instance, run.run_id, dg.DagsterEventType.STEP_FAILURE)
+    stopped = [
+        f
+        for f in failures
+        if f.step_failure_data.user_failure_data is not None
+        and STOPPED_BY_CHECKS in f.step_failure_data.user_failure_data.metadata
+    ]
+    if not failures or len(stopped) < len(failures):
+        return False
+    plan = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
+    started = {e.step_key for e in _records(instance, run.run_id, dg.DagsterEventType.STEP_START)}
+    return set(plan.step_keys_to_execute) <= started
 
 
 def _run_failure(instance: dg.DagsterInstance, run_id: str) -> list[str]:

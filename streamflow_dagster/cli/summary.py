@@ -70,9 +70,11 @@ def render(
     production: str | None = None,
 ) -> str:
     ok = sum(r.success for r in runs)
+    flagged = sum(r.flagged for r in runs)
     lines = [
         "",
-        f"StreamFlow: {ok} of {len(runs)} month(s) materialized in {elapsed_s:.0f} s",
+        f"StreamFlow: {ok} of {len(runs)} month(s) materialized in {elapsed_s:.0f} s"
+        + (f"; {flagged} flagged by a blocking check (red in the UI)" if flagged else ""),
         "",
         f"  {'AS_OF':<12}{'status':<8}{'users':>9}{'rejected':>10}{'profile':>9}"
         f"{'usage':>8}{'labels':>8}{'model':>7}{'AUC':>7}{'sec':>7}",
@@ -81,7 +83,7 @@ def render(
     for run in runs:
         c = counts.get(run.as_of, {})
         lines.append(
-            f"  {run.as_of:<12}{'ok' if run.success else 'FAILED':<8}"
+            f"  {run.as_of:<12}{run.status:<8}"
             f"{c.get('raw users', 0):>9}{c.get('quarantined', 0):>10}"
             f"{c.get('subscriptions_profile_snapshots', 0):>9}"
             f"{c.get('usage_agg_30d_snapshots', 0):>8}{c.get('churn_labels', 0):>8}"
@@ -101,6 +103,8 @@ def render(
     lines += [
         "",
         "Where to look next:",
+        "  streamflow status             every month's health: rows, failed checks, drift, model,"
+        " realized AUC, calibration, open alerts (the UI: asset platform_health)",
         "  make dev                      the Dagster UI on http://127.0.0.1:3000 (lineage, runs,"
         " checks)",
         "  streamflow docs               the dbt docs (models, columns, tests)",

@@ -16,6 +16,7 @@ from ..lib.dbt_args import build_args
 from ..lib.dbt_profile import rendered_profiles
 from .dbt_project import DBT_EXECUTABLE, DBT_PROJECT, prepare_if_dev, require_manifest
 from .partitions import AS_OF_PARTITIONS, partition_months
+from .ranges import check_outputs, month_evaluation
 from .resources import WarehouseResource
 
 __all__ = ["DBT_EXECUTABLE", "DBT_PROJECT", "dbt_models"]
@@ -37,6 +38,22 @@ class StreamflowTranslator(DagsterDbtTranslator):
             layer = "marts" if "marts" in props.get("fqn", []) else "staging"
             return spec.replace_attributes(key=dg.AssetKey(props["name"]), group_name=layer)
         return spec
+
+    def get_asset_check_spec(self, asset_spec, manifest, unique_id, project):
+        """dbt tests as checks of the month: each result records the partition it tested."""
+        spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+        if spec is None:
+            return None
+        return dg.AssetCheckSpec(
+            spec.name,
+            asset=spec.asset_key,
+            description=spec.description,
+            additional_deps=spec.additional_deps,
+            blocking=spec.blocking,
+            metadata=spec.metadata,
+            automation_condition=spec.automation_condition,
+            partitions_def=AS_OF_PARTITIONS,
+        )
 
 
 def _resource_props(manifest: Mapping[str, Any], unique_id: str) -> Mapping[str, Any]:
@@ -99,4 +116,23 @@ def dbt_models(
     context.log.info(f"dbt build of {months[0]}..{months[-1]} ({len(months)} month(s))")
     with connection_profiles(dbt, warehouse.libpq_env()) as profiles_dir:
         run_dbt = with_profiles_dir(dbt, profiles_dir)
-        yield from run_dbt.cli(build_args(months[0], months[-1]), context=context).stream()
+        events = run_dbt.cli(build_args(months[0], months[-1]), context=context).stream()
+        yield from events if len(months) == 1 else checks_per_month(context, events, months)
+
+
+def checks_per_month(context: dg.AssetExecutionContext, events, months: list[str]):
+    """dbt's events over a range, each test's result recorded for every month of the range:
+    one dbt invocation tests the range's rows together, so its outcome is each month's."""
+    blocking = {spec.key for spec in context.assets_def.check_specs if spec.blocking}
+    tested = set()
+    for event in events:
+        if not isinstance(event, dg.AssetCheckResult):
+            yield event
+            continue
+        asset = dg.AssetKey.from_coercible(event.asset_key)
+        tested.add(dg.AssetCheckKey(asset, event.check_name))
+        span = f"dbt test over {months[0]}..{months[-1]}"
+        described = event._replace(description=f"{span}: {event.description or ''}".rstrip(": "))
+        for as_of in months:
+            yield month_evaluation(asset, described, as_of, blocking)
+    yield from check_outputs(context, tested)

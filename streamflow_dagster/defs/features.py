@@ -88,6 +88,7 @@ def feast_registry(
             asset="online_features",
             blocking=True,
             description="A sample of users: get_online_features equals the marts' newest month.",
+            partitions_def=AS_OF_PARTITIONS,
         )
     ],
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -164,6 +165,7 @@ def _online_month(context, warehouse, feast, as_of_key: str) -> dg.MaterializeRe
             LABELS_LANDED_CHECK,
             asset="training_set",
             description="The month's churn labels have landed (they arrive a month late).",
+            partitions_def=AS_OF_PARTITIONS,
         )
     ],
     backfill_policy=dg.BackfillPolicy.single_run(),

@@ -51,17 +51,20 @@ CHECK_SPECS = [
             asset=t.asset_name,
             blocking=True,
             description="Share of the file's rows rejected into raw.quarantine.",
+            partitions_def=AS_OF_PARTITIONS,
         ),
         dg.AssetCheckSpec(
             ROW_COUNT_CHANGE_CHECK,
             asset=t.asset_name,
             description="Rows loaded vs the previous month.",
+            partitions_def=AS_OF_PARTITIONS,
         ),
         dg.AssetCheckSpec(
             SCHEMA_CHECK,
             asset=t.asset_name,
             blocking=True,
             description="Header has every contract column (extra ones warn).",
+            partitions_def=AS_OF_PARTITIONS,
         ),
     )
 ]
@@ -105,42 +108,50 @@ def _ingest_month(context, config, warehouse, landing, as_of: str):
     with readable_failures(warehouse.url()), warehouse.connect() as conn:
         loads = load_month(conn, as_of, parsed)  # one transaction: all of the month or none
 
-    for table in LANDING_TABLES:
-        load = loads[table.name]
-        if not load.landed:
-            context.log.warning(f"{table.file} for {as_of} has not landed yet (labels arrive late)")
-        elif load.rows_rejected:
-            context.log.warning(
-                f"{table.file}: {load.rows_rejected} of {load.rows_read} rows quarantined"
-            )
-        if load.extra_columns:
-            context.log.warning(f"{table.file}: extra column(s) ignored: {load.extra_columns}")
-        yield dg.MaterializeResult(
-            asset_key=table.asset_name,
-            metadata={
-                "as_of": as_of,
-                "landed": load.landed,
-                "dagster/row_count": load.rows_loaded,
-                "rows_read": load.rows_read,
-                "rows_rejected": load.rows_rejected,
-                "reject_rate": round(load.reject_rate, 6),
-                "source_file": str(landing.folder / as_of / table.file),
-                "landing_fingerprint": fingerprint,
-            },
-            check_results=[
-                to_check_result(
-                    REJECT_RATE_CHECK,
-                    reject_rate_check(load, config.max_reject_rate),
-                    asset=table.asset_name,
-                ),
-                to_check_result(
-                    ROW_COUNT_CHANGE_CHECK,
-                    row_count_change_check(load, config.max_row_count_change),
-                    asset=table.asset_name,
-                ),
-                to_check_result(SCHEMA_CHECK, schema_check(load), asset=table.asset_name),
-            ],
+    # A blocking failure (reject rate, schema) leaves that table's month unmaterialized, red
+    # (materialize_months, defs/ranges.py).
+    return [
+        _table_result(context, config, landing, as_of, table, loads[table.name], fingerprint)
+        for table in LANDING_TABLES
+    ]
+
+
+def _table_result(context, config, landing, as_of, table, load, fingerprint):
+    """One raw table's materialization of the month, with its three checks."""
+    if not load.landed:
+        context.log.warning(f"{table.file} for {as_of} has not landed yet (labels arrive late)")
+    elif load.rows_rejected:
+        context.log.warning(
+            f"{table.file}: {load.rows_rejected} of {load.rows_read} rows quarantined"
         )
+    if load.extra_columns:
+        context.log.warning(f"{table.file}: extra column(s) ignored: {load.extra_columns}")
+    return dg.MaterializeResult(
+        asset_key=table.asset_name,
+        metadata={
+            "as_of": as_of,
+            "landed": load.landed,
+            "dagster/row_count": load.rows_loaded,
+            "rows_read": load.rows_read,
+            "rows_rejected": load.rows_rejected,
+            "reject_rate": round(load.reject_rate, 6),
+            "source_file": str(landing.folder / as_of / table.file),
+            "landing_fingerprint": fingerprint,
+        },
+        check_results=[
+            to_check_result(
+                REJECT_RATE_CHECK,
+                reject_rate_check(load, config.max_reject_rate),
+                asset=table.asset_name,
+            ),
+            to_check_result(
+                ROW_COUNT_CHANGE_CHECK,
+                row_count_change_check(load, config.max_row_count_change),
+                asset=table.asset_name,
+            ),
+            to_check_result(SCHEMA_CHECK, schema_check(load), asset=table.asset_name),
+        ],
+    )
 
 
 def _read_complete_month(context, landing: LandingResource, as_of: str):

@@ -33,18 +33,21 @@ MODEL_CHECK_SPECS = [
         asset="churn_model",
         blocking=True,
         description=f"Holdout AUC at or above the floor ({AUC_FLOOR} by default).",
+        partitions_def=AS_OF_PARTITIONS,
     ),
     dg.AssetCheckSpec(
         NOT_DEGENERATE_CHECK,
         asset="churn_model",
         blocking=True,
         description="The holdout gets both predictions (churn and stay) at the chosen threshold.",
+        partitions_def=AS_OF_PARTITIONS,
     ),
     dg.AssetCheckSpec(
         LOADS_BACK_CHECK,
         asset="churn_model",
         blocking=True,
         description="The registered version loads from the registry and scores its input example.",
+        partitions_def=AS_OF_PARTITIONS,
     ),
 ]
 
@@ -70,7 +73,11 @@ def churn_model(
     mlflow_store: MlflowStoreResource,
     mlflow: dg.ResourceParam[Any],
 ):
-    """The month's churn model: trained, evaluated, logged to MLflow, registered, checked."""
+    """The month's churn model: trained, evaluated, logged to MLflow, registered, checked.
+
+    A model that fails a blocking check is registered (its version says why) but the month
+    is not materialized (defs/ranges.py): it shows failed (red) and production_model does not
+    run."""
     # `mlflow` is dagster-mlflow's resource: it started (or resumed) this Dagster run's MLflow
     # run and proxies the mlflow module's functions. That run is the first month's; each
     # later month of a range gets its own MLflow run with the same Dagster tags.

@@ -1,7 +1,11 @@
 """Monitoring as assets: feature drift per month, realized performance once labels land.
 
-Both checks are non-blocking: drift and a weaker month are alerts for a person to look at,
-not reasons to stop scoring (nothing downstream of the monitors would be protected anyway).
+Nothing is downstream of the monitors, so no check of theirs protects anything. The drift
+checks are blocking all the same: a month whose features drifted past ERROR_PSI is not
+materialized (defs/checks.py `stop_on_blocking`, per month by defs/ranges.py), so it shows
+failed, red, in feature_drift's partitions and its run fails, as a month that needs a
+person's look should. WARN-level drift and a weaker realized AUC warn (yellow) and leave the
+month green.
 """
 
 from dataclasses import replace
@@ -42,14 +46,18 @@ class FeatureDriftConfig(dg.Config):
         dg.AssetCheckSpec(
             DRIFT_VS_PREVIOUS_CHECK,
             asset="feature_drift",
+            blocking=True,
             description="Max PSI of the month's features vs the previous landed month "
             f"(warn >= {WARN_PSI}, error >= {ERROR_PSI}).",
+            partitions_def=AS_OF_PARTITIONS,
         ),
         dg.AssetCheckSpec(
             DRIFT_VS_PRODUCTION_CHECK,
             asset="feature_drift",
+            blocking=True,
             description="Max PSI of the month's features vs the month the Production model "
             f"was trained on (warn >= {WARN_PSI}, error >= {ERROR_PSI}).",
+            partitions_def=AS_OF_PARTITIONS,
         ),
     ],
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -127,6 +135,7 @@ def _drift_month(context, config, warehouse, mlflow_store, feast, as_of_key: str
     notes = [reasons[label] for label in references if label not in comparisons]
     report = _write_drift_report(str(as_of), comparisons, frames, current, notes, config)
     context.log.info(f"{as_of}: drift report at {report}")
+    # ERROR drift: the month is not materialized, it shows failed (defs/ranges.py).
     return dg.MaterializeResult(
         metadata=_drift_metadata(
             str(as_of), len(features), references, comparisons, notes, report, config
@@ -215,6 +224,7 @@ class RealizedPerformanceConfig(dg.Config):
             description="Realized AUC of the month's scores is not below the scoring model's "
             f"holdout AUC (its MLflow run's `auc`) by more than max({MIN_AUC_MARGIN}, "
             f"{AUC_MARGIN_SE:g} standard errors of the difference); warns, never blocks.",
+            partitions_def=AS_OF_PARTITIONS,
         )
     ],
     backfill_policy=dg.BackfillPolicy.single_run(),

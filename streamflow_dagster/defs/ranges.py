@@ -5,13 +5,14 @@ each partitioned asset's step every month of the range. The asset keeps its one-
 (`one_month(as_of)` returns or yields its `MaterializeResult`s) and `materialize_months` runs
 it for each month, oldest first:
 
-- one month: the results pass through unchanged (metadata and checks as a one-month run);
-- a range: each month's metadata goes on that month's materialization (the asset's
-  partitions view shows it per month), and each check is evaluated once for the range:
-  passed only if it passed for every month, its description and metadata name the months
-  that failed. A blocking check that failed for any month fails the step after the last
-  month, so no month of the range goes further downstream on a month with bad data; the
-  failed month is named in the run's check result, its alert and the CLI's summary.
+- one month: the results pass through `stop_on_blocking` (defs/checks.py): a blocking check
+  failed with ERROR withholds the month's materialization, so the month shows failed (red);
+- a range: each month's metadata goes on that month's materialization, and each check is
+  recorded for its own month (an `AssetCheckEvaluation` carrying the partition: Dagster 1.13
+  gives a check result in a ranged step no partition, so the evaluation is built here). If a
+  blocking check failed with ERROR for any month, the months that passed are materialized,
+  the failed months are not (red in the partitions view), and the step fails after the last
+  month naming them, so no month of the range goes further downstream on bad data.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import dagster as dg
 
+from .checks import STOPPED_BY_CHECKS, stop_on_blocking
 from .partitions import partition_months
 
 # Log line that marks a month done within a step: `streamflow run` echoes these as progress.
@@ -29,72 +31,78 @@ MONTH_DONE = "month done:"
 def materialize_months(
     context: dg.AssetExecutionContext,
     one_month: Callable[[str], dg.MaterializeResult | Iterable[dg.MaterializeResult]],
-) -> Iterator[dg.MaterializeResult]:
+) -> Iterator:
     months = partition_months(context)
     if len(months) == 1:
-        yield from _results(one_month(months[0]))
+        yield from stop_on_blocking(context, _results(one_month(months[0])))
         return
-    by_asset: dict[dg.AssetKey | None, list[tuple[str, dg.MaterializeResult]]] = {}
+    blocking = {spec.key for spec in context.assets_def.check_specs if spec.blocking}
+    passed: list[tuple[str, dg.AssetKey, dg.MaterializeResult]] = []
+    stopped: list[str] = []
     for as_of in months:
         for result in _results(one_month(as_of)):
-            by_asset.setdefault(result.asset_key, []).append((as_of, result))
-            context.add_asset_metadata(
-                dict(result.metadata or {}), asset_key=result.asset_key, partition_key=as_of
-            )
+            asset = dg.AssetKey.from_coercible(result.asset_key or context.asset_key)
+            failed = []
+            for check in result.check_results:
+                evaluation = month_evaluation(asset, check, as_of, blocking)
+                error = evaluation.severity == dg.AssetCheckSeverity.ERROR
+                if evaluation.blocking and not evaluation.passed and error:
+                    failed.append(check.check_name)
+                yield evaluation
+            if failed:
+                stopped += [f"{as_of} {asset.to_user_string()} / {name}" for name in failed]
+            else:
+                passed.append((as_of, asset, result))
         context.log.info(f"{MONTH_DONE} {as_of} {_step_name(context)}")
-    for asset_key, results in by_asset.items():
+    yield from check_outputs(context)
+    if stopped:
+        for as_of, asset, result in passed:
+            yield dg.AssetMaterialization(
+                asset_key=asset, partition=as_of, metadata=dict(result.metadata or {})
+            )
+        raise dg.Failure(
+            description=f"blocking check(s) failed with ERROR: {', '.join(stopped)}; those "
+            "months are not materialized (see the checks' metadata); the months that passed are",
+            metadata={STOPPED_BY_CHECKS: ", ".join(stopped)},
+        )
+    assets = []
+    for as_of, asset, result in passed:
+        context.add_asset_metadata(
+            dict(result.metadata or {}), asset_key=asset, partition_key=as_of
+        )
+        if asset not in assets:
+            assets.append(asset)
+    for asset in assets:
         yield dg.MaterializeResult(
-            asset_key=asset_key,
+            asset_key=asset,
             metadata={"months": f"{months[0]}..{months[-1]}", "month_count": len(months)},
-            check_results=combine_checks(results),
         )
 
 
-def combine_checks(results: list[tuple[str, dg.MaterializeResult]]) -> list[dg.AssetCheckResult]:
-    """One result per check over the months: failed if any month failed, naming them."""
-    by_check: dict[tuple, list[tuple[str, dg.AssetCheckResult]]] = {}
-    for as_of, result in results:
-        for check in result.check_results:
-            by_check.setdefault((check.asset_key, check.check_name), []).append((as_of, check))
-    return [_combined(asset_key, name, checks) for (asset_key, name), checks in by_check.items()]
+def month_evaluation(
+    asset: dg.AssetKey, check: dg.AssetCheckResult, as_of: str, blocking: set
+) -> dg.AssetCheckEvaluation:
+    """The check's result, recorded for its month (the partition the check looked at)."""
+    return dg.AssetCheckEvaluation(
+        asset_key=dg.AssetKey.from_coercible(check.asset_key or asset),
+        check_name=check.check_name,
+        passed=check.passed,
+        metadata=dict(check.metadata or {}),
+        severity=check.severity,
+        description=check.description,
+        blocking=dg.AssetCheckKey(asset, check.check_name) in blocking,
+        partition=as_of,
+    )
 
 
-def _combined(asset_key, name: str, checks: list[tuple[str, dg.AssetCheckResult]]):
-    months = [as_of for as_of, _ in checks]
-    failed = [(as_of, c) for as_of, c in checks if not c.passed]
-    by_month = {
-        as_of: {"passed": c.passed, "severity": c.severity.value, "description": c.description}
-        for as_of, c in checks
-    }
-    if not failed:
-        return dg.AssetCheckResult(
-            asset_key=asset_key,
-            check_name=name,
-            passed=True,
-            severity=checks[0][1].severity,
-            description=f"passed for every month {months[0]}..{months[-1]} ({len(months)})",
-            metadata={"failed_months": dg.MetadataValue.json([]), "by_month": by_month},
-        )
-    severities = {c.severity for _, c in failed}
-    severity = (
-        dg.AssetCheckSeverity.ERROR
-        if dg.AssetCheckSeverity.ERROR in severities
-        else dg.AssetCheckSeverity.WARN
-    )
-    first_month, first = failed[0]
-    return dg.AssetCheckResult(
-        asset_key=asset_key,
-        check_name=name,
-        passed=False,
-        severity=severity,
-        description=f"failed for {', '.join(m for m, _ in failed)}; {first_month}: "
-        f"{first.description or 'no description'}",
-        metadata={
-            **{f"{first_month} {k}": v for k, v in first.metadata.items()},
-            "failed_months": dg.MetadataValue.json([m for m, _ in failed]),
-            "by_month": by_month,
-        },
-    )
+def check_outputs(context: dg.AssetExecutionContext, keys=None) -> Iterator[dg.Output]:
+    """The step's check outputs (all selected ones, or `keys`): required by Dagster for a step
+    with check specs, and what an `AssetCheckResult` would have yielded had its evaluation
+    been left to Dagster."""
+    selected = context.selected_asset_check_keys if keys is None else keys
+    for name, spec in context.assets_def.check_specs_by_output_name.items():
+        if spec.key in selected:
+            yield dg.Output(None, output_name=name)
 
 
 def _results(produced) -> list[dg.MaterializeResult]:

@@ -12,7 +12,10 @@ import dagster as dg
 import pandas as pd
 import psycopg
 import pytest
+from dagster._core.definitions.partitions.context import partition_loading_context
+from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
 
+from streamflow_dagster.defs.checks import STOPPED_BY_CHECKS
 from streamflow_dagster.defs.features import FEATURE_ASSETS
 from streamflow_dagster.defs.models import (
     MODEL_ASSETS,
@@ -23,6 +26,7 @@ from streamflow_dagster.defs.monitors import (
     MONITOR_ASSETS,
     REALIZED_AUC_CHECK,
 )
+from streamflow_dagster.defs.partitions import AS_OF_PARTITIONS
 from streamflow_dagster.landing.demo_data import SHIFTED_MONTH_INDEX, generate_landing
 from streamflow_dagster.platform.db import ensure_database
 from tests.integration.conftest import create_marts, insert_rows, load_landing_month
@@ -59,13 +63,16 @@ def stack(pg_server, tmp_path_factory):
     return built
 
 
-def materialize(stack, month: str, selection: list[str]) -> dg.ExecuteInProcessResult:
+def materialize(
+    stack, month: str, selection: list[str], raise_on_error: bool = True
+) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         ASSETS,
         selection=selection,
         partition_key=month,
         resources=stack["resources"],
         instance=stack["instance"],
+        raise_on_error=raise_on_error,
     )
 
 
@@ -94,9 +101,28 @@ def test_drift_flags_the_shifted_month_and_not_a_stable_one(stack):
     assert stable_meta["max_psi"] < 0.1 and stable_meta["drift_level"] == "stable"
     assert all(c.passed for c in checks(stable).values())
 
-    shifted = materialize(stack, JULY, ["feature_drift"])
-    assert shifted.success  # drift alerts, it does not fail the run
-    meta = metadata(shifted, "feature_drift")
+    shifted = materialize(stack, JULY, ["feature_drift"], raise_on_error=False)
+    # ERROR drift stops the month: no materialization, the step fails, the month shows failed.
+    assert not shifted.success
+    assert not shifted.asset_materializations_for_node("feature_drift")
+    (failure,) = shifted.get_step_failure_events()
+    data = failure.step_failure_data.user_failure_data
+    meta = {key: value.value for key, value in data.metadata.items()}  # the withheld metadata
+    assert meta[STOPPED_BY_CHECKS] == ", ".join(
+        f"feature_drift / {name}" for name in (DRIFT_VS_PREVIOUS_CHECK, DRIFT_VS_PRODUCTION_CHECK)
+    )
+    # What the UI's partitions view colours by: July failed (red), June and May materialized.
+    status = get_and_update_asset_status_cache_value(
+        stack["instance"], dg.AssetKey("feature_drift"), AS_OF_PARTITIONS
+    )
+    with partition_loading_context(dynamic_partitions_store=stack["instance"]):
+        assert set(
+            status.deserialize_failed_partition_subsets(AS_OF_PARTITIONS).get_partition_keys()
+        ) == {JULY}
+        materialized = status.deserialize_materialized_partition_subsets(
+            AS_OF_PARTITIONS
+        ).get_partition_keys()
+        assert set(materialized) == {MAY, JUNE}
     assert meta["previous_month"] == JUNE
     assert meta["max_psi_vs_previous_month"] > 0.25 and meta["drift_level"] == "major"
     assert "watch_hours_30d" in meta["top_drifted"].splitlines()[2]  # the most drifted row
@@ -105,6 +131,7 @@ def test_drift_flags_the_shifted_month_and_not_a_stable_one(stack):
     for name in (DRIFT_VS_PREVIOUS_CHECK, DRIFT_VS_PRODUCTION_CHECK):
         assert not evaluations[name].passed
         assert evaluations[name].severity == dg.AssetCheckSeverity.ERROR
+        assert evaluations[name].partition == JULY and evaluations[name].blocking
     previous = evaluations[DRIFT_VS_PREVIOUS_CHECK].metadata
     assert previous["features_over_warn"].value["watch_hours_30d"] > 0.25
 
@@ -150,3 +177,27 @@ def test_realized_performance_once_labels_land(stack):
     # May was scored by the model trained on May itself: computed, and said to be optimistic.
     in_sample = metadata(materialize(stack, MAY, ["realized_performance"]), "realized_performance")
     assert in_sample["scored_out_of_time"] is False and "optimistic" in in_sample["result"]
+
+
+def test_status_shows_the_failed_month_and_its_checks(stack):
+    """`streamflow status`'s rows, read from this stack's instance, warehouse and registry."""
+    from streamflow_dagster.monitoring.health import render_text
+    from streamflow_dagster.monitoring.health_sources import month_health, registry_months
+
+    for month in (JUNE, JULY):  # June stable, July drifted (stopped by its blocking checks)
+        materialize(stack, month, ["feature_drift"], raise_on_error=False)
+    registry = registry_months(stack["resources"]["mlflow_store"].tracking_uri)
+    assert registry[MAY][1] is not None and registry[MAY][2]  # decided and in production
+    with psycopg.connect(stack["url"]) as conn:
+        health = {
+            h.as_of: h for h in month_health(stack["instance"], conn, registry, [MAY, JUNE, JULY])
+        }
+    july, june = health[JULY], health[JUNE]
+    drift = [f"feature_drift / {c}" for c in (DRIFT_VS_PREVIOUS_CHECK, DRIFT_VS_PRODUCTION_CHECK)]
+    assert july.failed_blocking == drift and not june.failed_blocking
+    assert health[MAY].model_version == registry[MAY][0] and health[MAY].production
+    lines = render_text(list(health.values()))
+    row = next(line for line in lines if line.startswith(JULY))
+    assert " major " in row and row.split()[3] == "2"  # AS_OF, landed, rejected, blocking
+    assert next(line for line in lines if line.startswith(JUNE)).split()[5] == "stable"
+    assert f"! {JULY} blocking check failed: {drift[0]}" in lines
