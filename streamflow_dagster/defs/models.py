@@ -196,61 +196,35 @@ def production_model(
     warehouse: WarehouseResource,
     mlflow_store: MlflowStoreResource,
 ) -> dg.MaterializeResult:
-    """Alias `production`: the newest month's model if checked and better than the champion."""
-    from ..ml.champion import decide_and_move, promotion_lock
+    """Alias `production`: the decision chain's champion, month by month in AS_OF order."""
+    from ..ml.champion import promotion_lock
+    from ..ml.decision_chain import decide_and_move
 
     client = mlflow_store.client(step="production_model")
     end_orphaned_runs(context, client)  # their versions are marked: never promoted
+    # The chain decides every month up to the run's newest (ml/decision_chain.py): a run over
+    # a range records each month's decision on its version, as one run per month would.
     months = run_months(context.run.tags)
-    if len(months) <= 1:
-        with promotion_lock(warehouse.url()):
-            moved = decide_and_move(
-                client, run=context.run.run_id, min_auc_gain=config.min_auc_gain
-            )
-        decision = moved.decision
-        context.log.info(f"{decision.action}: {decision.reason}")
-        return dg.MaterializeResult(metadata=_decision_metadata(moved))
-    # A run over a range decides month by month, oldest first, each time among the months up
-    # to that one: the chain one run per month would give. Each month's scores and drift
-    # read the version that was Production after its month's decision.
-    by_month: dict[str, int | None] = {}
     with promotion_lock(warehouse.url()):
-        for as_of in months:
-            moved = decide_and_move(
-                client, run=context.run.run_id, min_auc_gain=config.min_auc_gain, up_to=as_of
-            )
-            context.log.info(f"{as_of}: {moved.decision.action}: {moved.decision.reason}")
-            by_month[as_of] = moved.production
-    return dg.MaterializeResult(
-        metadata={
-            **_decision_metadata(moved),
-            PRODUCTION_BY_MONTH: dg.MetadataValue.json(by_month),
-        }
-    )
+        moved = decide_and_move(
+            client,
+            run=context.run.run_id,
+            min_auc_gain=config.min_auc_gain,
+            as_of=months[-1] if months else None,
+        )
+    decision = moved.decision
+    context.log.info(f"{decision.action}: {decision.reason}")
+    return dg.MaterializeResult(metadata=_decision_metadata(moved))
 
 
-# production_model's metadata in a run over a range: the Production version after each month.
-PRODUCTION_BY_MONTH = "production_by_month"
+def production_version_for(warehouse: WarehouseResource, client, run_id: str, as_of: str):
+    """The decision chain's champion as of `as_of` (what scored that month), whatever the
+    order the months ran in."""
+    from ..ml.champion import promotion_lock
+    from ..ml.decision_chain import walk_registry
 
-
-def production_version_for(context: dg.AssetExecutionContext, client, as_of: str):
-    """The version that was Production after `as_of`'s decision: read from this run's
-    production_model when it decided over a range, else the current `production` alias."""
-    from ..ml.registry import PRODUCTION_ALIAS, alias_version, get_version
-
-    records = context.instance.get_records_for_run(
-        context.run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
-    ).records
-    for record in reversed(records):
-        materialization = record.event_log_entry.asset_materialization
-        if materialization.asset_key != dg.AssetKey("production_model"):
-            continue
-        by_month = materialization.metadata.get(PRODUCTION_BY_MONTH)
-        if by_month is not None and as_of in by_month.value:
-            version = by_month.value[as_of]
-            return get_version(client, version) if version is not None else None
-        break
-    return alias_version(client, PRODUCTION_ALIAS)
+    with promotion_lock(warehouse.url()):
+        return walk_registry(client, run=run_id).champion(as_of)
 
 
 def _decision_metadata(moved) -> dict:
@@ -288,33 +262,48 @@ def churn_scores(
     mlflow_store: MlflowStoreResource,
     feast: FeastResource,
 ):
-    """Every user of the month scored by the production model (scores.churn_scores)."""
+    """Every user of the month scored by the champion as of the month (scores.churn_scores)."""
     yield from materialize_months(
         context, lambda as_of: _score_month(context, warehouse, mlflow_store, feast, as_of)
     )
 
 
 def _score_month(context, warehouse, mlflow_store, feast, as_of_key: str):
-    from ..features.specs import service_views
-    from ..ml.dataset import model_features
-    from ..ml.registry import FEATURE_SERVICE_TAG, PRODUCTION_ALIAS
-    from ..ml.registry import load_version as load_registered
-    from ..ml.scoring import SCORES_SCHEMA, SCORES_TABLE, score_month
+    from ..ml.champion import promotion_lock
+    from ..ml.decision_chain import walk_registry
+    from ..ml.month_scores import score_by, stale_later_months
+    from ..ml.scoring import SCORES_SCHEMA, SCORES_TABLE
 
     as_of = validate_as_of(as_of_key)
     client = mlflow_store.client(step="churn_scores", month=str(as_of))
-    version = production_version_for(context, client, as_of_key)
-    if version is None:
-        raise RuntimeError(
-            f"No model holds alias `{PRODUCTION_ALIAS}` yet, so {as_of} cannot be scored: see "
-            "production_model's latest decision (or `streamflow model promote VERSION`)"
-        )
-    model = load_registered(client, version.version)
-    service = version.tags.get(FEATURE_SERVICE_TAG, feast.feature_service)
     url = warehouse.url()
-    views = service_views(feast.store(url), service)  # the model's own feature service
-    with warehouse.connect() as conn:
-        scores = score_month(conn, views, as_of, model, int(version.version), model_features(model))
+    store = feast.store(url)
+    # One lock with the decisions: a month is scored by the chain as it stands, and a chain
+    # changed by a month trained late is followed by new scores for the months after it.
+    with promotion_lock(url), warehouse.connect() as conn:
+        chain = walk_registry(client, run=context.run.run_id)
+        version = chain.champion(str(as_of))
+        if version is None:
+            raise RuntimeError(
+                f"No model of a month up to {as_of} was promoted, so {as_of} cannot be scored: "
+                "see production_model's decisions (decision.* tags of each month's version), "
+                "run an earlier month with labels, or `streamflow model promote VERSION`"
+            )
+        scores, service = score_by(client, conn, store, feast.feature_service, version, as_of)
+        for month, champion in stale_later_months(conn, chain, as_of):
+            again, _ = score_by(client, conn, store, feast.feature_service, champion, month)
+            context.log.info(f"{month}: scored again by v{again.model_version}, its champion now")
+            context.log_event(
+                dg.AssetMaterialization(
+                    asset_key=context.asset_key,
+                    partition=month.isoformat(),
+                    description=f"scored again: {as_of}'s model changed the champion as of {month}",
+                    metadata={
+                        "model_version": again.model_version,
+                        "dagster/row_count": again.rows,
+                    },
+                )
+            )
     context.log.info(
         f"{as_of}: {scores.rows:,} users scored by v{scores.model_version} (read "
         f"{scores.read_seconds:.1f} s, score {scores.score_seconds:.1f} s, write "
@@ -325,6 +314,7 @@ def _score_month(context, warehouse, mlflow_store, feast, as_of_key: str):
             "as_of": str(as_of),
             "dagster/row_count": scores.rows,
             "model_version": scores.model_version,
+            "model_as_of": version.tags.get("as_of", "?"),
             "feature_service": service,
             "predicted_churn_rate": round(scores.predicted_churn_rate, 4),
             "mean_churn_probability": round(scores.mean_probability, 4),
@@ -332,6 +322,12 @@ def _score_month(context, warehouse, mlflow_store, feast, as_of_key: str):
             "seconds": round(scores.read_seconds + scores.score_seconds + scores.write_seconds, 2),
         }
     )
+
+
+def run_month(tags: dict[str, str]) -> str | None:
+    """The AS_OF a run is for: its partition, or the last month of a ranged run."""
+    # Dagster's run tags for one partition and for a partition range.
+    return tags.get("dagster/partition") or tags.get("dagster/asset_partition_range_end")
 
 
 MODEL_ASSETS = [churn_model, production_model, churn_scores]

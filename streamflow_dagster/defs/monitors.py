@@ -90,7 +90,10 @@ def _drift_month(context, config, warehouse, mlflow_store, feast, as_of_key: str
     views = service_views(store, feast.feature_service)
     features = feature_names(store, feast.feature_service)
     production = production_version_for(
-        context, mlflow_store.client(step="feature_drift", month=str(as_of)), as_of_key
+        warehouse,
+        mlflow_store.client(step="feature_drift", month=str(as_of)),
+        context.run.run_id,
+        as_of_key,
     )
     with warehouse.connect() as conn:
         current = read_month_features(conn, views, as_of)

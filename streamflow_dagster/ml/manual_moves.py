@@ -1,9 +1,10 @@
 """Manual moves of alias `production`: `streamflow model promote VERSION` and `rollback`.
 
-Recorded like the automatic decision (ml/champion.py). Neither moves `production` to a version
-that cannot serve: one whose MLflow run never finished, or whose files do not load (even with
---force); a champion whose files are broken never blocks the move, and is not kept as
-`previous`.
+Recorded like the automatic decision (ml/decision_chain.py), and held until a newer month is
+decided: the automatic step never undoes a manual move for the months it has already seen.
+Neither moves `production` to a version that cannot serve: one whose MLflow run never
+finished, or whose files do not load (even with --force); a champion whose files are broken
+never blocks the move, and is not kept as `previous`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
 
 from .champion import MoveResult, decision_tags, move_result, score_contenders
+from .decision_chain import mark_moved_by_hand
 from .fallback import load_or_reason
 from .promotion import MIN_AUC_GAIN, Action, Contender, Decision
 from .registry import (
@@ -131,6 +133,7 @@ def _move_by_hand(
         else:
             set_alias(client, PREVIOUS_ALIAS, current.version)
     set_alias(client, PRODUCTION_ALIAS, target)
+    mark_moved_by_hand(client)  # holds until a newer month is decided
     return move_result(client, decision, recorded_at)
 
 

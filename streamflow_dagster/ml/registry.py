@@ -25,6 +25,7 @@ from .registry_names import (  # noqa: F401 (callers import the names from here 
     CODE_VERSION_TAG,
     DAGSTER_RUN_TAG,
     DECIDED_AGAINST_TAG,
+    DECISION_BASIS_TAG,
     DECISION_PREFIX,
     DEMOTED_BY_HAND_TAG,
     FAILED_CHECKS_TAG,
@@ -32,7 +33,10 @@ from .registry_names import (  # noqa: F401 (callers import the names from here 
     MODEL_DESCRIPTION,
     PREVIOUS_ALIAS,
     PRODUCTION_ALIAS,
+    PRODUCTION_AS_OF_TAG,
+    PRODUCTION_BY_HAND_TAG,
     REGISTERED_MODEL,
+    REPLACED_TAG,
     UNFINISHED_RUN_TAG,
 )
 from .serialization import load_model_dir
@@ -102,17 +106,28 @@ def all_versions(client: MlflowClient) -> list[ModelVersion]:
             return versions
 
 
-def newest_month_version(client: MlflowClient, up_to: str | None = None) -> ModelVersion | None:
-    """The challenger: the version of the newest AS_OF (its latest version if retrained);
-    with `up_to`, the newest AS_OF on or before it."""
-    dated = [
-        v
-        for v in all_versions(client)
-        if v.tags.get(AS_OF_TAG) and (up_to is None or v.tags[AS_OF_TAG] <= up_to)
-    ]
-    if not dated:
-        return None
-    return max(dated, key=lambda v: (v.tags[AS_OF_TAG], int(v.version)))
+def month_versions(client: MlflowClient) -> dict[str, list[ModelVersion]]:
+    """The versions of each AS_OF, oldest first (a re-run month has several)."""
+    by_month: dict[str, list[ModelVersion]] = {}
+    for version in sorted(all_versions(client), key=lambda v: int(v.version)):
+        if version.tags.get(AS_OF_TAG):
+            by_month.setdefault(version.tags[AS_OF_TAG], []).append(version)
+    return by_month
+
+
+def model_tags(client: MlflowClient) -> dict[str, str]:
+    """The registered model's own tags ({} before the first version)."""
+    try:
+        return dict(client.get_registered_model(REGISTERED_MODEL).tags)
+    except MlflowException as err:
+        if err.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
+            return {}
+        raise
+
+
+def set_model_tags(client: MlflowClient, tags: dict[str, str]) -> None:
+    for key, value in tags.items():
+        client.set_registered_model_tag(REGISTERED_MODEL, key, value)
 
 
 def record_checks(client: MlflowClient, version: str, failed: list[str]) -> None:

@@ -25,3 +25,10 @@ UNFINISHED_RUN_TAG = "unfinished_run"  # its MLflow run never finished (ml/run_h
 DECISION_PREFIX = "decision."
 DECIDED_AGAINST_TAG = f"{DECISION_PREFIX}champion_version"
 CHECKS_PENDING, CHECKS_PASSED, CHECKS_FAILED = "pending", "passed", "failed"
+# The decision chain (ml/chain.py): what a month's recorded decision was based on.
+DECISION_BASIS_TAG = f"{DECISION_PREFIX}basis"
+REPLACED_TAG = f"{DECISION_PREFIX}replaced"  # on an older version of a re-run month
+# Registered-model tags: the AS_OF of the chain decision alias `production` reflects, and
+# whether a manual move set it (the automatic step then waits for a newer month).
+PRODUCTION_AS_OF_TAG = "production_as_of"
+PRODUCTION_BY_HAND_TAG = "production_by_hand"

@@ -29,7 +29,7 @@ from streamflow_dagster.defs.resources import (
     mlflow_tracking_resource,
 )
 from streamflow_dagster.landing.demo_data import generate_landing
-from streamflow_dagster.ml.champion import decide_and_move
+from streamflow_dagster.ml.decision_chain import decide_and_move
 from streamflow_dagster.ml.fallback import load_or_reason
 from streamflow_dagster.ml.manual_moves import promote_by_hand
 from streamflow_dagster.ml.month import train_month
@@ -245,10 +245,14 @@ def test_the_month_is_decided_and_scored_by_the_best_loadable_version(client, mo
 
     moved = decide_and_move(client, run="run-march")
     assert moved.production == february  # the best usable version, not the broken champion
-    reason = moved.decision.reason
-    assert f"champion v{january}" in reason and "cannot serve" in reason
-    assert f"v{march_failing}" in reason and f"production moves to v{february}" in reason
-    assert get_version(client, february).tags["decision.fallback"] == reason[:4900]
+    assert moved.decision.action is Action.REJECT  # March: its checks failed
+    assert moved.decision.challenger.version == march_failing
+    assert "auc_above_floor" in moved.decision.reason
+    # The chain, month by month: January cannot be loaded, so February is the champion.
+    january_tags = get_version(client, january).tags
+    assert january_tags["decision.action"] == "reject"
+    assert "cannot be loaded" in january_tags["decision.reason"]
+    assert get_version(client, february).tags["decision.action"] == "promote"
     assert_aliases_load(client)
 
     # Files deleted outright: the same way out; a healthy challenger is promoted over it.
@@ -277,7 +281,7 @@ def test_a_rerun_month_redecides_against_the_version_before_the_stale_one(client
     corrected = train(client, months[1])  # the month re-run once its files were complete
     moved = decide_and_move(client, run="run-feb-rerun")
     assert moved.production in (corrected, january) and moved.production != stale
-    assert f"champion v{stale}" in moved.decision.reason
+    assert f"replaces v{stale}" in moved.decision.reason
     assert "earlier inputs" in moved.decision.reason
     assert moved.decision.champion.version == january  # compared with what v-stale replaced
     assert "earlier inputs" in get_version(client, stale).tags["decision.replaced"]

@@ -1,9 +1,12 @@
-"""Months materialized concurrently (as a UI backfill does) equal months run one by one.
+"""Months in any order and at the same time equal months run one by one in AS_OF order.
 
-Three `streamflow run` processes start at once against one Dagster instance and one
-database; the `dbt_warehouse` pool lets one dbt build in at a time, so they do not race on
-the shared staging views or a mart's first creation. The marts must come out
-byte-identical to a sequential run of the same months in another database.
+Three runs of the same landing months, each in its own database and MLflow registry: one by
+one in AS_OF order (the reference), in reverse order, and as three `streamflow run`
+processes started at once against one Dagster instance (the `dbt_warehouse` pool lets one
+dbt build in at a time). All three must give byte-identical marts, training sets and scores
+per month, the same model metrics, the same decision chain (each month's action and the
+month of the champion it faced) and the same aliases. Versions are compared by their month:
+their numbers follow the order in which they were registered.
 """
 
 from __future__ import annotations
@@ -20,16 +23,36 @@ import pytest
 from streamflow_dagster.cli.summary import MART_TABLES
 from streamflow_dagster.definitions import build_definitions
 from streamflow_dagster.defs.jobs import MONTHLY_JOB, SETUP_JOB
-from streamflow_dagster.defs.resources import LandingResource, WarehouseResource
+from streamflow_dagster.defs.resources import (
+    LandingResource,
+    MlflowStoreResource,
+    WarehouseResource,
+)
 from streamflow_dagster.landing.demo_data import generate_landing
+from streamflow_dagster.ml.registry import (
+    PREVIOUS_ALIAS,
+    PRODUCTION_ALIAS,
+    alias_version,
+    all_versions,
+)
 from streamflow_dagster.platform.db import ensure_database, with_database
 from streamflow_dagster.platform.instance import DAGSTER_DB, STORAGE_URL_ENV
+from streamflow_dagster.platform.mlflow_store import MlflowStore, mlflow_client, prepare_store
 from tests.integration.helpers import table_checksum
 from tests.integration.inprocess import run_months, run_setup
+from tests.integration.ml.support import fresh_mlflow_store
 
 pytestmark = pytest.mark.integration
 
 MONTHS = ["2024-01-31", "2024-02-29", "2024-03-31"]
+# Enough users for every month to train (at least 20 churners in each split at ~7% churn)
+# and few enough to stay cheap.
+USERS = 800
+SCORES_QUERY = (
+    "select count(*), coalesce(md5(string_agg((user_id, as_of, churn_probability, prediction)"
+    "::text, '|' order by user_id)), ''), array_agg(distinct model_version) "
+    "from scores.churn_scores where as_of = %s"
+)
 
 
 def marts(url: str) -> dict:
@@ -39,6 +62,66 @@ def marts(url: str) -> dict:
             for m in MART_TABLES
             for month in MONTHS
         }
+
+
+def outcome(url: str, store: MlflowStore) -> dict:
+    """Everything one way of running the months produced, with versions named by their month."""
+    client = mlflow_client(store)
+    versions = {int(v.version): v for v in all_versions(client)}
+    month_of = {number: v.tags["as_of"] for number, v in versions.items()}
+    newest = {v.tags["as_of"]: v for v in sorted(versions.values(), key=lambda v: int(v.version))}
+    with psycopg.connect(url) as conn:
+        training = {
+            m: table_checksum(conn, "features", "training_set", "as_of = %s", (m,)) for m in MONTHS
+        }
+        scores = {}
+        for m in MONTHS:
+            rows, digest, by = conn.execute(SCORES_QUERY, (m,)).fetchone()
+            scores[m] = (rows, digest, [month_of[v] for v in by])
+    chain = {}
+    for month, version in newest.items():
+        tags = version.tags
+        champion = tags.get("decision.champion_version", "")
+        metrics = client.get_run(version.run_id).data.metrics
+        chain[month] = {
+            "checks": tags["checks"],
+            "action": tags.get("decision.action"),
+            "champion": month_of.get(int(champion)) if champion.isdigit() else champion,
+            "aucs": (tags.get("decision.challenger_auc"), tags.get("decision.champion_auc")),
+            "metrics": {k: v for k, v in metrics.items() if "seconds" not in k},
+        }
+    aliases = {}
+    for alias in (PRODUCTION_ALIAS, PREVIOUS_ALIAS):
+        holder = alias_version(client, alias)
+        aliases[alias] = holder.tags["as_of"] if holder else None
+    return {
+        "marts": marts(url),
+        "training_sets": training,
+        "scores": scores,
+        "chain": chain,
+        "aliases": aliases,
+    }
+
+
+def run_in_process(url: str, landing: Path, store: MlflowStore, months: list[str]) -> None:
+    """The months one by one in this process, in the order given."""
+    definitions = build_definitions(
+        warehouse=WarehouseResource(database_url=url),
+        landing=LandingResource(path=str(landing)),
+        mlflow_store=MlflowStoreResource(
+            tracking_uri=store.tracking_uri, artifact_root=str(store.artifact_root)
+        ),
+    )
+    with dg.instance_for_test() as instance:
+        assert run_setup(definitions, SETUP_JOB, instance).success
+        runs = run_months(definitions, MONTHLY_JOB, months, instance, echo=lambda _: None)
+    assert all(r.success for r in runs), [(r.as_of, r.failures) for r in runs if not r.success]
+
+
+def new_database(pg_server, database_url: str, suffix: str) -> str:
+    url = f"{database_url}_{suffix}"
+    ensure_database(pg_server.url("postgres"), url.rsplit("/", 1)[1])
+    return url
 
 
 def dbt_step_time(events, event_type: str) -> float:
@@ -65,21 +148,27 @@ def dbt_step_windows(dagster_home: Path) -> list[tuple[float, float]]:
         return sorted(windows)
 
 
-def test_concurrent_months_equal_sequential_months(tmp_path, pg_server, database_url, monkeypatch):
+def test_reversed_and_concurrent_months_equal_sequential_months(
+    tmp_path, pg_server, database_url, monkeypatch
+):
     landing = tmp_path / "landing"
-    generate_landing(landing, users=300, months=len(MONTHS), seed=11)
+    generate_landing(landing, users=USERS, months=len(MONTHS), seed=11)
+    server = pg_server.url("postgres")
+    stores = {name: fresh_mlflow_store(server, tmp_path / f"mlflow-{name}") for name in "src"}
 
-    definitions = build_definitions(
-        warehouse=WarehouseResource(database_url=database_url),
-        landing=LandingResource(path=str(landing)),
-    )
-    with dg.instance_for_test() as instance:
-        assert run_setup(definitions, SETUP_JOB, instance).success
-        runs = run_months(definitions, MONTHLY_JOB, MONTHS, instance, echo=lambda _: None)
-    assert all(r.success for r in runs)
+    run_in_process(database_url, landing, stores["s"], MONTHS)
+    sequential = outcome(database_url, stores["s"])
+    # The reference itself: every month trained, January promoted first.
+    assert all(sequential["chain"][m]["checks"] == "passed" for m in MONTHS), sequential["chain"]
+    assert sequential["chain"][MONTHS[0]]["action"] == "promote"
+    assert sequential["chain"][MONTHS[0]]["champion"] == "none"
 
-    concurrent_db = database_url.rsplit("/", 1)[0] + "/" + database_url.rsplit("/", 1)[1] + "_c"
-    ensure_database(pg_server.url("postgres"), concurrent_db.rsplit("/", 1)[1])
+    reversed_db = new_database(pg_server, database_url, "r")
+    run_in_process(reversed_db, landing, stores["r"], MONTHS[::-1])
+    assert outcome(reversed_db, stores["r"]) == sequential
+
+    concurrent_db = new_database(pg_server, database_url, "c")
+    prepare_store(stores["c"])  # its experiment keeps its artifacts under the test's folder
     dagster_home = tmp_path / "dagster"
     env = {
         **os.environ,
@@ -87,6 +176,7 @@ def test_concurrent_months_equal_sequential_months(tmp_path, pg_server, database
         "STREAMFLOW_LANDING_DIR": str(landing),
         "STREAMFLOW_HOME": str(tmp_path / "home"),
         "DAGSTER_HOME": str(dagster_home),
+        "MLFLOW_TRACKING_URI": stores["c"].tracking_uri,
     }
     cli = [sys.executable, "-m", "streamflow_dagster.cli.main", "run", "--months"]
     try:
@@ -96,7 +186,7 @@ def test_concurrent_months_equal_sequential_months(tmp_path, pg_server, database
             )
             for m in MONTHS
         ]
-        outputs = [p.communicate(timeout=600)[0] for p in processes]
+        outputs = [p.communicate(timeout=900)[0] for p in processes]
     finally:  # the deployment the commands started outlives them
         stop = [sys.executable, "-m", "streamflow_dagster.cli.main", "deploy", "stop"]
         subprocess.run(stop, env=env, check=False)
@@ -109,4 +199,4 @@ def test_concurrent_months_equal_sequential_months(tmp_path, pg_server, database
     assert len(windows) == len(MONTHS)
     for (_, end), (next_start, _) in zip(windows, windows[1:], strict=False):
         assert next_start >= end, "two dbt builds overlapped despite the pool"
-    assert marts(concurrent_db) == marts(database_url)
+    assert outcome(concurrent_db, stores["c"]) == sequential

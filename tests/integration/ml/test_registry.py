@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 from streamflow_dagster.cli.model import model as model_cli
 from streamflow_dagster.landing.demo_data import generate_landing
 from streamflow_dagster.ml import code_version
-from streamflow_dagster.ml.champion import decide_and_move
+from streamflow_dagster.ml.decision_chain import decide_and_move
 from streamflow_dagster.ml.manual_moves import rollback
 from streamflow_dagster.ml.month import train_month
 from streamflow_dagster.ml.promotion import Action
