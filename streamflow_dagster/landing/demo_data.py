@@ -448,8 +448,14 @@ def _date_text(days: np.ndarray) -> np.ndarray:
     return np.datetime_as_string(distinct, unit="D").astype(object)[position]
 
 
+# Rows turned into text at a time: the text of a whole million-user file is never held at once.
+CSV_CHUNK_ROWS = 100_000
+
+
 def _write_csv(path: Path, header: list[str], columns: list[np.ndarray]) -> None:
     """Plain CSV: no quoting is needed, since no cell holds a comma, quote or newline."""
-    rows = map(",".join, zip(*(column.tolist() for column in columns), strict=True))
     with path.open("w", encoding="utf-8", newline="\n") as out:
-        out.write("\n".join([",".join(header), *rows]) + "\n")
+        out.write(",".join(header) + "\n")
+        for start in range(0, len(columns[0]), CSV_CHUNK_ROWS):
+            chunk = (column[start : start + CSV_CHUNK_ROWS].tolist() for column in columns)
+            out.write("\n".join(map(",".join, zip(*chunk, strict=True))) + "\n")
