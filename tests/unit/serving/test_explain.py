@@ -47,9 +47,11 @@ def fitted(request, month):
     return request.param, pipeline, scorer
 
 
-def encoded(pipeline: Pipeline, rows: list[dict]) -> tuple[np.ndarray, list[str]]:
+def encoded(
+    pipeline: Pipeline, rows: list[dict], features: list[str] = FEATURES
+) -> tuple[np.ndarray, list[str]]:
     """The encoder's output for the rows, and the input feature of each of its columns."""
-    frame = model_input(pd.DataFrame(rows, columns=FEATURES), FEATURES)
+    frame = model_input(pd.DataFrame(rows, columns=features), features)
     names = pipeline[:-1].get_feature_names_out()
     source = [n if n in FEATURES else n.rsplit("_", 1)[0] for n in names]
     assert set(source) <= set(FEATURES)
