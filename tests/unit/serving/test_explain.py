@@ -16,11 +16,16 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import FixedThresholdClassifier
 from sklearn.pipeline import Pipeline
 
+from streamflow_dagster.features.online_read import UserFeatures
 from streamflow_dagster.landing.demo_data import generate_landing
 from streamflow_dagster.ml.dataset import model_input
 from streamflow_dagster.ml.training import candidates, encoder
+from streamflow_dagster.serving.engine import Answer
 from streamflow_dagster.serving.explain import LOG_ODDS, PROBABILITY, explanation
+from streamflow_dagster.serving.model_slots import LoadedModel
 from streamflow_dagster.serving.predict import NOT_EXPLAINED, make_scorer
+from streamflow_dagster.serving.reasons import explanations
+from streamflow_dagster.serving.split import PRODUCTION
 from tests.integration.ml.support import FEATURES, training_frame
 from tests.unit.serving.test_serving import rows_of, tricky_rows
 
@@ -175,6 +180,27 @@ def test_a_model_that_is_not_a_tree_ensemble_says_it_has_no_explanation(month):
     with pytest.raises(LookupError, match="tree model kinds"):
         scorer.explain(rows_of(month.head(1).fillna(0)))
     assert "hist_gradient_boosting" in NOT_EXPLAINED
+
+
+def test_one_batch_mixing_a_tree_model_and_another_explains_each_by_its_own(month, fitted):
+    _, _, trees = fitted
+    X = model_input(month, FEATURES).fillna(0)
+    logistic = Pipeline([("encode", encoder()), ("model", LogisticRegression(max_iter=5000))])
+    logistic.fit(X, month["churn_label"])
+    other = make_scorer(logistic, FEATURES, rows_of(month.head(10).fillna(0)))
+    rows = rows_of(month.head(4).fillna(0))
+    answers = {}
+    for position, (row, scorer) in enumerate(zip(rows, [trees, other, trees, other], strict=True)):
+        loaded = LoadedModel(PRODUCTION, position % 2 + 1, scorer)
+        scored = scorer.score([row])[0]
+        features = UserFeatures(f"u{position}", row, [], None)
+        answers[f"u{position}"] = Answer(features, PRODUCTION, loaded.version, scored, None, loaded)
+    answers["absent"] = Answer(UserFeatures("absent", {}, FEATURES, None))  # not scored
+    reasons = explanations(answers)
+    assert set(reasons) == {"u0", "u1", "u2", "u3"}
+    assert reasons["u1"] == reasons["u3"] == {"error": NOT_EXPLAINED}
+    assert reasons["u0"] == explanation(trees.explain([rows[0]]), 0, rows[0])
+    assert reasons["u2"] == explanation(trees.explain([rows[2]]), 0, rows[2])
 
 
 def test_explanations_that_do_not_add_up_are_not_served(month, fitted, monkeypatch):
