@@ -25,7 +25,7 @@ from threadpoolctl import threadpool_limits
 from ..features.online import online_month
 from ..features.online_read import OnlineReader, UserFeatures
 from .errors import is_store_outage, reason
-from .model_slots import ModelSlots
+from .model_slots import LoadedModel, ModelSlots
 from .predict import Scored
 from .split import CHALLENGER, PRODUCTION, Split
 
@@ -61,6 +61,7 @@ class Answer:
     model_version: int | None = None
     scored: Scored | None = None
     model_alias: str | None = None
+    model: LoadedModel | None = None  # what scored it (its threshold, month, explainer)
 
 
 @dataclass
@@ -218,7 +219,7 @@ class Engine:
             results = loaded.scorer.score([features[u].values for u in users])
             for user, result in zip(users, results, strict=True):
                 answers[user] = Answer(
-                    features[user], variant, loaded.version, result, loaded.alias
+                    features[user], variant, loaded.version, result, loaded.alias, loaded
                 )
         return answers
 

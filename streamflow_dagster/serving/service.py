@@ -61,18 +61,19 @@ class MlflowAliases:
     def load(self, version: int) -> Scorer:
         """The version's model, verified on its holdout rows for the compiled path."""
         from ..ml.dataset import model_features
-        from ..ml.registry import get_version, load_holdout, load_version
+        from ..ml.registry import AS_OF_TAG, get_version, load_holdout, load_version
 
         model = load_version(self.client(), version)
         features = model_features(model)
+        registered = get_version(self.client(), version)
         try:
-            holdout = load_holdout(self.client(), get_version(self.client(), version))
+            holdout = load_holdout(self.client(), registered)
             rows = holdout[features].astype(object).where(holdout[features].notna(), None)
             sample = rows.to_dict("records")
         except LookupError as error:  # no holdout logged: scikit-learn's path serves it
             log.warning(f"v{version}: {error}")
             sample = []
-        return make_scorer(model, features, sample)
+        return make_scorer(model, features, sample, registered.tags.get(AS_OF_TAG))
 
 
 class Service:
