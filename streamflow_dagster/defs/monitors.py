@@ -336,7 +336,7 @@ def realized_performance(
                         "scored_out_of_time": metadata["scored_out_of_time"],
                     },
                 ),
-            )
+            ),
         ],
     )
 
