@@ -16,6 +16,7 @@ from .calibration import CALIBRATION_CHECK, CALIBRATION_CHECK_SPEC
 from .checks import to_check_result
 from .features import FEATURE_MARTS, LABELS_MART, feast_registry
 from .models import churn_scores, production_model
+from .monitor_skew import serving_skew
 from .partitions import AS_OF_PARTITIONS, validate_as_of
 from .resources import FeastResource, MlflowStoreResource, WarehouseResource
 
@@ -341,4 +342,4 @@ def realized_performance(
     )
 
 
-MONITOR_ASSETS = [feature_drift, realized_performance]
+MONITOR_ASSETS = [feature_drift, realized_performance, serving_skew]
