@@ -12,9 +12,11 @@ from ..monitoring.decisions import PREVIOUS_MONTH, PRODUCTION_MONTH
 from ..monitoring.drift import ERROR_PSI, NUMERIC_BINS, WARN_PSI
 from ..monitoring.performance import AUC_MARGIN_SE, MIN_AUC_MARGIN
 from ..platform.settings import load_settings
+from .calibration import CALIBRATION_CHECK, CALIBRATION_CHECK_SPEC
 from .checks import to_check_result
 from .features import FEATURE_MARTS, LABELS_MART, feast_registry
 from .models import churn_scores, production_model
+from .monitor_skew import serving_skew
 from .partitions import AS_OF_PARTITIONS, validate_as_of
 from .resources import FeastResource, MlflowStoreResource, WarehouseResource
 
@@ -205,8 +207,11 @@ class RealizedPerformanceConfig(dg.Config):
             asset="realized_performance",
             description="Realized AUC of the month's scores is not below the scoring model's "
             f"holdout AUC (its MLflow run's `auc`) by more than max({MIN_AUC_MARGIN}, "
-            f"{AUC_MARGIN_SE:g} standard errors of the difference); warns, never blocks.",
-        )
+            f"{AUC_MARGIN_SE:g} standard errors of the difference); warns, never blocks. "
+            "Months scored by a model trained on the month itself (in-sample) report "
+            "`in_sample_auc`, never `auc`: the `auc` series holds out-of-time estimates only.",
+        ),
+        CALIBRATION_CHECK_SPEC,
     ],
 )
 def realized_performance(
@@ -215,7 +220,8 @@ def realized_performance(
     warehouse: WarehouseResource,
     mlflow_store: MlflowStoreResource,
 ) -> dg.MaterializeResult:
-    """How well the month's churn scores ranked the churners, once its labels have landed."""
+    """How well the month's churn scores ranked the churners and how calibrated their
+    probabilities were, once its labels have landed."""
     from ..ml.registry import AS_OF_TAG, get_version
     from ..monitoring.decisions import (
         Expectation,
@@ -227,6 +233,7 @@ def realized_performance(
     )
     from ..monitoring.performance import performance_outcome, realized_performance
     from ..monitoring.queries import label_rows, scores_with_labels
+    from .calibration import calibration_results
 
     as_of = validate_as_of(context.partition_key)
     with warehouse.connect() as conn:
@@ -242,12 +249,13 @@ def realized_performance(
             metadata={"as_of": str(as_of), "labels_landed": False, "result": message},
             check_results=[
                 dg.AssetCheckResult(
-                    check_name=REALIZED_AUC_CHECK,
+                    check_name=check,
                     passed=True,  # nothing is wrong: labels arrive a month late
                     severity=dg.AssetCheckSeverity.WARN,
                     description=f"Nothing to evaluate yet: {message}",
                     metadata={"labels_landed": False},
                 )
+                for check in (REALIZED_AUC_CHECK, CALIBRATION_CHECK)
             ],
         )
     if scored.empty:
@@ -280,6 +288,14 @@ def realized_performance(
         notes.append(out_of_time_caveat(scoring.version, model_month, model_tag, as_of))
     caveat = "".join(f" {note}" for note in notes if note)
     context.log.info(outcome.description + caveat)
+    calibration_metadata, calibration_check = calibration_results(
+        str(as_of),
+        labelled["label"].to_numpy(dtype=bool),
+        labelled["churn_probability"].to_numpy(dtype=float),
+        version,
+        [note for note in notes if note],
+    )
+    context.log.info(calibration_check.description)
     metadata = {
         "as_of": str(as_of),
         "labels_landed": True,
@@ -296,13 +312,21 @@ def realized_performance(
         "result": outcome.description + caveat,
     }
     if performance.auc is not None:
-        metadata["auc"] = round(performance.auc, 4)
-        metadata["auc_se"] = round(performance.auc_se or 0.0, 4)
+        # The `auc` series (plotted across months) holds out-of-time estimates only; a month
+        # scored by a model that saw its labels (or an unknown one) is named and kept apart.
+        series = "auc" if scored_out_of_time else "in_sample_auc"
+        metadata[series] = round(performance.auc, 4)
+        metadata[f"{series}_se"] = round(performance.auc_se or 0.0, 4)
+        if not scored_out_of_time:
+            metadata["excluded_from_auc_series"] = (
+                f"{as_of}: scored by v{version} trained on {metadata['model_as_of']}"
+            )
     if expected.auc is not None:
         metadata["expected_auc"] = round(expected.auc, 4)
     return dg.MaterializeResult(
-        metadata=metadata,
+        metadata={**metadata, **calibration_metadata},
         check_results=[
+            calibration_check,
             to_check_result(
                 REALIZED_AUC_CHECK,
                 replace(
@@ -313,9 +337,9 @@ def realized_performance(
                         "scored_out_of_time": metadata["scored_out_of_time"],
                     },
                 ),
-            )
+            ),
         ],
     )
 
 
-MONITOR_ASSETS = [feature_drift, realized_performance]
+MONITOR_ASSETS = [feature_drift, realized_performance, serving_skew]

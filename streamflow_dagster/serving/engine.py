@@ -255,6 +255,7 @@ def _log_row(now: datetime, user: str, answer: Answer) -> tuple:
         answer.scored.churn_probability,
         bool(answer.scored.prediction),
         answer.features.event_ts,
+        answer.features.values,  # what the answer used, for the serving_skew monitor
     )
 
 

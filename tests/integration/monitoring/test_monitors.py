@@ -13,6 +13,7 @@ import pandas as pd
 import psycopg
 import pytest
 
+from streamflow_dagster.defs.calibration import CALIBRATION_CHECK
 from streamflow_dagster.defs.features import FEATURE_ASSETS
 from streamflow_dagster.defs.models import (
     MODEL_ASSETS,
@@ -152,3 +153,44 @@ def test_realized_performance_once_labels_land(stack):
     # May was scored by the model trained on May itself: computed, and said to be optimistic.
     in_sample = metadata(materialize(stack, MAY, ["realized_performance"]), "realized_performance")
     assert in_sample["scored_out_of_time"] is False and "optimistic" in in_sample["result"]
+    # ...and kept out of the `auc` series, under a name of its own.
+    assert "auc" not in in_sample and 0.6 < in_sample["in_sample_auc"] <= 1.0
+    assert in_sample["excluded_from_auc_series"] == f"{MAY}: scored by v1 trained on {MAY}"
+
+
+def land_labels(stack, month: str) -> None:
+    with psycopg.connect(stack["url"]) as conn:
+        labels = pd.read_csv(stack["landing"] / month / "labels.csv")
+        labels.insert(1, "as_of", month)
+        conn.execute("delete from marts.churn_labels where as_of = %s", (month,))
+        insert_rows(conn, "churn_labels", labels[["user_id", "as_of", "churn_label"]])
+
+
+def test_calibration_warns_on_the_shifted_month(stack):
+    # July, the demo's streaming degradation, scored by the May model before its labels.
+    land_labels(stack, JULY)
+    result = materialize(stack, JULY, ["churn_scores", "realized_performance"])
+    assert result.success  # a warning, never a failed run
+    meta = metadata(result, "realized_performance")
+    with psycopg.connect(stack["url"]) as conn:
+        predicted, realized, brier = conn.execute(
+            "select avg(s.churn_probability), avg(l.churn_label::int)::float8, "
+            "avg(power(s.churn_probability - l.churn_label::int, 2)) "
+            "from scores.churn_scores s join marts.churn_labels l using (user_id, as_of) "
+            "where s.as_of = %s",
+            (JULY,),
+        ).fetchone()
+    assert meta["predicted_churn_rate"] == pytest.approx(predicted, abs=1e-4)
+    assert meta["churn_rate"] == pytest.approx(realized, abs=1e-4)
+    assert meta["brier"] == pytest.approx(brier, abs=1e-4)
+    assert meta["reliability"].count("\n") == 11  # header, rule, 10 bins
+    assert meta["reliability_curve"].startswith("![reliability curve](data:image/png;base64,")
+    check = checks(result)[CALIBRATION_CHECK]
+    assert check.severity == dg.AssetCheckSeverity.WARN
+    assert not check.passed, check.description
+    assert check.metadata["rate_gap"].value > check.metadata["margin"].value >= 0.01
+    assert "over-predicting" in check.description
+    report = Path(meta["calibration_report"])
+    assert report.parent.name == "calibration" and report.name == f"{JULY}.html"
+    assert report.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
+    assert f"Calibration for {JULY}" in report.read_text()
