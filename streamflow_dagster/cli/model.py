@@ -112,14 +112,23 @@ def status() -> None:
 
 
 @model.command("ui")
-@click.option("--port", default=5000, show_default=True)
+@click.option(
+    "--port",
+    type=int,
+    default=None,
+    help="Default: the port of STREAMFLOW_MLFLOW_UI_URL (5000), where Dagster's links point.",
+)
 @click.option("--print-only", is_flag=True, help="Print the command instead of running it.")
-def ui(port: int, print_only: bool) -> None:
+def ui(port: int | None, print_only: bool) -> None:
     """Open the MLflow UI on this installation's store (tracking, registry, artifacts)."""
+    from urllib.parse import urlsplit
+
     from ..platform.mlflow_store import mlflow_ui_args, mlflow_ui_command
     from .ports import ensure_port_free
 
     settings = load_settings()
+    if port is None:
+        port = urlsplit(settings.mlflow_ui_url).port or 5000
     if not print_only and not settings.mlflow_tracking_uri:  # else there is no UI to start
         ensure_port_free("127.0.0.1", port)  # `mlflow ui` listens on 127.0.0.1
     click.echo(mlflow_ui_command(settings, port=port))

@@ -136,7 +136,7 @@ def segment_metrics(
             y, p = labels[mask], probability[mask]
             churners, stayers = int(y.sum()), int((~y).sum())
             enough = min(churners, stayers) >= min_class
-            note = "" if enough else f"n too small ({churners} churners, {stayers} stayed)"
+            note = "" if enough else f"n too small ({churners} churned, {stayers} stayed)"
             rows.append(
                 SegmentRow(
                     attribute=column,

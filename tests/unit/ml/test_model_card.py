@@ -82,7 +82,7 @@ def test_segments_report_churn_rate_and_say_when_n_is_too_small():
     by_value = {(r.attribute, r.value): r for r in rows}
     two_year = by_value[("contract_type", "Two year")]
     assert (two_year.rows, two_year.churners, two_year.auc) == (50, 3, None)
-    assert two_year.note == "n too small (3 churners, 47 stayed)"
+    assert two_year.note == "n too small (3 churned, 47 stayed)"
     monthly = by_value[("contract_type", "Month-to-month")]
     assert monthly.churn_rate == pytest.approx(labels[:950].mean())
     assert monthly.auc.value == pytest.approx(roc_auc_score(labels[:950], probability[:950]))
