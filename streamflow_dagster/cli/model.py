@@ -38,7 +38,9 @@ def _who() -> str:
     return f"cli:{getpass.getuser()}"
 
 
-def _echo_move(moved) -> None:
+def _echo_move(client, moved) -> None:
+    from ..ml.model_card import record_move
+
     decision = moved.decision
     click.echo(f"{decision.action}: {decision.reason}")
     for label, contender in (("target", decision.challenger), ("replaced", decision.champion)):
@@ -48,6 +50,8 @@ def _echo_move(moved) -> None:
     click.echo(f"  production: v{moved.production}   previous: v{moved.previous or '-'}")
     if moved.recorded_at:
         click.echo(f"  recorded as decision.* tags at {moved.recorded_at}")
+        if record_move(client, moved):
+            click.echo(f"  and in v{decision.challenger.version}'s model card")
 
 
 @model.command("promote")
@@ -64,7 +68,7 @@ def promote(version: int, force: bool) -> None:
             moved = promote_by_hand(client, version, run=_who(), force=force)
     except (LookupError, ValueError) as err:
         raise click.ClickException(str(err)) from None
-    _echo_move(moved)
+    _echo_move(client, moved)
 
 
 @model.command("rollback")
@@ -79,7 +83,7 @@ def rollback() -> None:
             moved = rollback_move(client, run=_who())
     except (LookupError, ValueError) as err:  # nothing to roll back to, or it cannot serve
         raise click.ClickException(str(err)) from None
-    _echo_move(moved)
+    _echo_move(client, moved)
 
 
 @model.command("status")

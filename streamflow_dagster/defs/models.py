@@ -217,25 +217,13 @@ def production_model(
 
 
 def _record_on_card(context, client, moved, dagster_ui_url: str) -> None:
-    """The decision, written into the challenger's model card (its promotion section)."""
-    from ..ml.model_card import decision_markdown, record_decision
+    """The decision, written into the model card of the version it decided about."""
+    from ..ml.model_card import record_move
     from ..ml.report_links import dagster_run_url
 
-    decision = moved.decision
-    if moved.recorded_at is None or decision.challenger is None:
-        return  # nothing decided (unchanged), or no challenger to write on
-    champion = decision.champion
-    text = decision_markdown(
-        str(decision.action),
-        decision.reason,
-        challenger_auc=decision.challenger.auc,
-        champion=f"v{champion.version} ({champion.as_of})" if champion else None,
-        champion_auc=champion.auc if champion else None,
-        decided_at=moved.recorded_at,
-        dagster_run_url=dagster_run_url(dagster_ui_url, context.run.run_id),
-    )
-    if not record_decision(client, decision.challenger.version, text):
-        context.log.info(f"v{decision.challenger.version} has no model card to record it on")
+    url = dagster_run_url(dagster_ui_url, context.run.run_id)
+    if moved.recorded_at is not None and not record_move(client, moved, url):
+        context.log.info("the decided version has no model card to record the decision on")
 
 
 def _decision_links(moved, ui_url: str) -> dict[str, dg.MetadataValue]:

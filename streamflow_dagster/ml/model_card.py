@@ -245,6 +245,25 @@ def record_decision(client: MlflowClient, version: int | str, decision: str) -> 
     return True
 
 
+def record_move(client: MlflowClient, moved, dagster_run_url: str | None = None) -> bool:
+    """The latest move (a champion.MoveResult: automatic or by hand) on the card of the version
+    it decided about; False when nothing was decided or that version has no card."""
+    decision = moved.decision
+    if moved.recorded_at is None or decision.challenger is None:
+        return False  # nothing decided (unchanged), or no version decided about
+    champion = decision.champion
+    text = decision_markdown(
+        str(decision.action),
+        decision.reason,
+        challenger_auc=decision.challenger.auc,
+        champion=f"v{champion.version} ({champion.as_of})" if champion else None,
+        champion_auc=champion.auc if champion else None,
+        decided_at=moved.recorded_at,
+        dagster_run_url=dagster_run_url,
+    )
+    return record_decision(client, decision.challenger.version, text)
+
+
 def _artifact_card(client: MlflowClient, run_id: str | None) -> str | None:
     if not run_id:
         return None

@@ -175,3 +175,19 @@ def test_dagster_and_mlflow_link_to_each_other_over_http(stack):
         for event in result.get_asset_materialization_events():
             for key, value in event.materialization.metadata.items():
                 assert "file://" not in str(value.value), key
+
+
+def test_a_move_by_hand_is_written_into_the_card_too(stack):
+    # Last in the module: it moves `production`.
+    from streamflow_dagster.ml.manual_moves import promote_by_hand
+    from streamflow_dagster.ml.model_card import record_move
+    from streamflow_dagster.ml.registry import PRODUCTION_ALIAS, alias_version
+
+    client = stack["client"]
+    production = alias_version(client, PRODUCTION_ALIAS).version
+    (target,) = [v.version for v in stack["v"].values() if v.version != production]
+    moved = promote_by_hand(client, int(target), run="analyst@laptop")
+    assert record_move(client, moved)
+    card = client.get_model_version(REGISTERED_MODEL, target).description
+    assert f"**promote** ({moved.recorded_at}). manual promote of v{target}" in card
+    assert "by analyst@laptop" in card and f"champion v{production} (" in card
