@@ -85,9 +85,15 @@ def churn_model(
                     f"for {as_of} first"
                 )
             rows = load_training_set(conn, as_of) if built.labels_landed else None
+            segments = None
+            if rows is not None:
+                from ..ml.model_card import segment_attributes
+
+                segments = segment_attributes(conn, str(as_of))
+        links = _run_links(mlflow_store, mlflow.active_run().info)
         if rows is None:
             status = "FINISHED"
-            return _no_model(context, mlflow, as_of, labels_not_landed_message(as_of))
+            return _no_model(context, mlflow, as_of, labels_not_landed_message(as_of), links)
         from ..ml.dataset import NotEnoughLabels
         from ..ml.month import train_month
 
@@ -100,22 +106,46 @@ def churn_model(
                 dagster_run_id=context.run.run_id,
                 seed=config.seed,
                 auc_floor=config.auc_floor,
+                segments=segments,
+                dagster_ui_url=mlflow_store.dagster_ui_url,
             )
         except NotEnoughLabels as err:
             status = "FINISHED"
-            return _no_model(context, mlflow, as_of, f"{as_of}: {err}")
+            return _no_model(context, mlflow, as_of, f"{as_of}: {err}", links)
         status = "FINISHED"
-        return _model_result(as_of, month)
+        return _model_result(as_of, month, {**links, **_version_links(mlflow_store, month)})
     finally:
         mlflow.end_run(status=status)
 
 
-def _no_model(context, mlflow, as_of, reason: str) -> dg.MaterializeResult:
+def _run_links(mlflow_store: MlflowStoreResource, run_info) -> dict[str, dg.MetadataValue]:
+    from ..ml.report_links import mlflow_run_url
+
+    url = mlflow_run_url(mlflow_store.ui_url, run_info.experiment_id, run_info.run_id)
+    return {"mlflow_run_url": dg.MetadataValue.url(url)}
+
+
+def _version_links(mlflow_store: MlflowStoreResource, month) -> dict[str, dg.MetadataValue]:
+    from ..ml.model_card import CARD_ARTIFACT
+    from ..ml.report_links import mlflow_artifact_url, mlflow_version_url
+
+    ui, run = mlflow_store.ui_url, month.logged
+    experiment = mlflow_store.client(step="churn_model").get_run(run.run_id).info.experiment_id
+    return {
+        "model_version_url": dg.MetadataValue.url(mlflow_version_url(ui, run.version)),
+        "model_card_url": dg.MetadataValue.url(
+            mlflow_artifact_url(ui, experiment, run.run_id, CARD_ARTIFACT)
+        ),
+        "model_card": dg.MetadataValue.md(month.card),
+    }
+
+
+def _no_model(context, mlflow, as_of, reason: str, links: dict) -> dg.MaterializeResult:
     """A month that yields no model: recorded on the MLflow run, in the UI, and in the checks."""
     context.log.warning(f"No model for {as_of}: {reason}")
     mlflow.set_tags({"outcome": "no model", "reason": reason[:4900]})
     return dg.MaterializeResult(
-        metadata={"as_of": str(as_of), "model_version": "none", "reason": reason},
+        metadata={"as_of": str(as_of), "model_version": "none", "reason": reason, **links},
         check_results=[
             dg.AssetCheckResult(
                 check_name=spec.name,
@@ -128,7 +158,7 @@ def _no_model(context, mlflow, as_of, reason: str) -> dg.MaterializeResult:
     )
 
 
-def _model_result(as_of, month) -> dg.MaterializeResult:
+def _model_result(as_of, month, links: dict) -> dg.MaterializeResult:
     metrics, logged, trained = month.evaluation.metrics, month.logged, month.trained
     roc = base64.b64encode(month.roc_png).decode()
     return dg.MaterializeResult(
@@ -149,6 +179,7 @@ def _model_result(as_of, month) -> dg.MaterializeResult:
             ),
             "roc": dg.MetadataValue.md(f"![ROC curve](data:image/png;base64,{roc})"),
             "failed_checks": ", ".join(month.failed_checks) or "none",
+            **links,
         },
         check_results=[to_check_result(name, outcome) for name, outcome in month.checks.items()],
     )
@@ -179,7 +210,37 @@ def production_model(
         moved = decide_and_move(client, run=context.run.run_id, min_auc_gain=config.min_auc_gain)
     decision = moved.decision
     context.log.info(f"{decision.action}: {decision.reason}")
-    return dg.MaterializeResult(metadata=_decision_metadata(moved))
+    _record_on_card(context, client, moved, mlflow_store.dagster_ui_url)
+    return dg.MaterializeResult(
+        metadata={**_decision_metadata(moved), **_decision_links(moved, mlflow_store.ui_url)}
+    )
+
+
+def _record_on_card(context, client, moved, dagster_ui_url: str) -> None:
+    """The decision, written into the model card of the version it decided about."""
+    from ..ml.model_card import record_move
+    from ..ml.report_links import dagster_run_url
+
+    url = dagster_run_url(dagster_ui_url, context.run.run_id)
+    if moved.recorded_at is not None and not record_move(client, moved, url):
+        context.log.info("the decided version has no model card to record the decision on")
+
+
+def _decision_links(moved, ui_url: str) -> dict[str, dg.MetadataValue]:
+    from ..ml.report_links import mlflow_version_url
+
+    decision = moved.decision
+    versions = {
+        "production_version_url": moved.production,
+        "previous_version_url": moved.previous,
+        "challenger_version_url": decision.challenger.version if decision.challenger else None,
+        "champion_version_url": decision.champion.version if decision.champion else None,
+    }
+    return {
+        key: dg.MetadataValue.url(mlflow_version_url(ui_url, version))
+        for key, version in versions.items()
+        if version is not None
+    }
 
 
 def _decision_metadata(moved) -> dict:

@@ -18,6 +18,7 @@ from .features import FEATURE_MARTS, LABELS_MART, feast_registry
 from .models import churn_scores, production_model
 from .monitor_skew import serving_skew
 from .partitions import AS_OF_PARTITIONS, validate_as_of
+from .reports import log_monitor_report
 from .resources import FeastResource, MlflowStoreResource, WarehouseResource
 
 MONITORING_GROUP = "monitoring"
@@ -69,6 +70,7 @@ def feature_drift(
     from ..monitoring.decisions import drift_references
     from ..monitoring.drift import compare_months, drift_outcome
     from ..monitoring.queries import previous_month
+    from ..monitoring.report import write_report
 
     as_of = validate_as_of(context.partition_key)
     store = feast.store(warehouse.url())
@@ -118,25 +120,31 @@ def feature_drift(
         )
     }
     notes = [reasons[label] for label in references if label not in comparisons]
-    report = _write_drift_report(str(as_of), comparisons, frames, current, notes, config)
+    page = _drift_report_page(str(as_of), comparisons, frames, current, notes, config)
+    report = write_report(load_settings().home / "reports" / "drift" / f"{as_of}.html", page)
     context.log.info(f"{as_of}: drift report at {report}")
+    links = log_monitor_report(
+        context, mlflow_store, monitor="feature_drift", as_of=str(as_of), html=page
+    )
     return dg.MaterializeResult(
-        metadata=_drift_metadata(
-            str(as_of), len(features), references, comparisons, notes, report, config
-        ),
+        metadata={
+            **_drift_metadata(
+                str(as_of), len(features), references, comparisons, notes, report, config
+            ),
+            **links,
+        },
         check_results=[to_check_result(check, outcome) for check, outcome in outcomes.items()],
     )
 
 
-def _write_drift_report(as_of, comparisons, frames, current, notes, config):
-    from ..monitoring.report import ReportSection, drift_report_html, write_report
+def _drift_report_page(as_of, comparisons, frames, current, notes, config) -> str:
+    from ..monitoring.report import ReportSection, drift_report_html
 
     sections = [
         ReportSection(comparison, frames[comparison.reference_as_of], current)
         for comparison in comparisons.values()
     ]
-    page = drift_report_html(as_of, sections, notes, config.warn_psi, config.error_psi)
-    return write_report(load_settings().home / "reports" / "drift" / f"{as_of}.html", page)
+    return drift_report_html(as_of, sections, notes, config.warn_psi, config.error_psi)
 
 
 def _drift_metadata(as_of, feature_count, references, comparisons, notes, report, config) -> dict:
@@ -147,8 +155,7 @@ def _drift_metadata(as_of, feature_count, references, comparisons, notes, report
         "features": feature_count,
         "previous_month": references[PREVIOUS_MONTH] or "none",
         "production_training_month": references[PRODUCTION_MONTH] or "none",
-        "report": dg.MetadataValue.path(str(report)),
-        "report_url": dg.MetadataValue.url(report.as_uri()),
+        "report": dg.MetadataValue.path(str(report)),  # a local copy; report_url is MLflow's
     }
     if not comparisons:
         return {**metadata, "drift_level": "no reference month", "result": "; ".join(notes)}
@@ -269,13 +276,14 @@ def realized_performance(
     performance = realized_performance(
         labelled["label"].to_numpy(dtype=bool), labelled["churn_probability"].to_numpy(dtype=float)
     )
-    expected, model_tag = Expectation(None, 0.0, ""), None
+    expected, model_tag, links = Expectation(None, 0.0, ""), None, {}
     if scoring.version is not None:
         client = mlflow_store.client(step="realized_performance", month=context.partition_key)
         model = get_version(client, scoring.version)
         model_tag = model.tags.get(AS_OF_TAG)
         metrics = client.get_run(model.run_id).data.metrics if model.run_id else {}
         expected = holdout_expectation(metrics, scoring.version)
+        links = _model_links(client, model, mlflow_store.ui_url)
     outcome = performance_outcome(
         performance, expected.auc, version, expected.se, config.margin_sds, config.min_margin
     )
@@ -310,6 +318,7 @@ def realized_performance(
         "model_as_of": str(model_month) if model_month else (model_tag or "unknown"),
         "scored_out_of_time": "unknown" if scored_out_of_time is None else scored_out_of_time,
         "result": outcome.description + caveat,
+        **links,
     }
     if performance.auc is not None:
         # The `auc` series (plotted across months) holds out-of-time estimates only; a month
@@ -340,6 +349,18 @@ def realized_performance(
             ),
         ],
     )
+
+
+def _model_links(client, model, ui_url: str) -> dict[str, dg.MetadataValue]:
+    """Links to the scoring model's version and its training run in MLflow's UI."""
+    from ..ml.report_links import mlflow_run_url, mlflow_version_url
+
+    links = {"model_version_url": dg.MetadataValue.url(mlflow_version_url(ui_url, model.version))}
+    if model.run_id:
+        experiment = client.get_run(model.run_id).info.experiment_id
+        url = mlflow_run_url(ui_url, experiment, model.run_id)
+        links["model_mlflow_run_url"] = dg.MetadataValue.url(url)
+    return links
 
 
 MONITOR_ASSETS = [feature_drift, realized_performance, serving_skew]

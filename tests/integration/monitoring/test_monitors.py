@@ -81,7 +81,7 @@ def checks(result) -> dict:
     return {c.check_name: c for c in result.get_asset_check_evaluations()}
 
 
-def test_drift_flags_the_shifted_month_and_not_a_stable_one(stack):
+def test_drift_flags_the_shifted_month_and_not_a_stable_one(stack, tmp_path):
     # The first month: nothing before it, and the Production model was trained on it.
     first = materialize(stack, MAY, ["feature_drift"])
     assert first.success
@@ -113,10 +113,46 @@ def test_drift_flags_the_shifted_month_and_not_a_stable_one(stack):
 
     report = Path(meta["report"])
     assert report.name == f"{JULY}.html" and report.parent.name == "drift"
-    assert report.parent.parent.name == "reports" and meta["report_url"] == report.as_uri()
+    assert report.parent.parent.name == "reports"
     page = report.read_text()
     assert "Feature drift for 2024-07-31" in page and "watch_hours_30d" in page
     assert page.count("data:image/png;base64,") >= 6  # 2 PSI charts + distributions
+    assert_report_over_http(stack, meta, page, tmp_path)
+    for result in (first, stable, shifted):
+        for event in result.get_asset_materialization_events():
+            for key, value in event.materialization.metadata.items():
+                assert "file://" not in str(value.value), key
+
+
+def assert_report_over_http(stack, meta: dict, page: str, tmp_path: Path) -> None:
+    """The report link opens MLflow's artifact page of a monitoring run holding the report,
+    and a real MLflow server hands that report over HTTP (what the page shows)."""
+    from mlflow.tracking import MlflowClient
+
+    from streamflow_dagster.ml.report_links import MONITORING_EXPERIMENT
+    from streamflow_dagster.platform.mlflow_store import MlflowStore
+    from streamflow_dagster.platform.settings import DEFAULT_MLFLOW_UI_URL
+    from tests.integration.mlflow_http import get, mlflow_server
+
+    resource = stack["resources"]["mlflow_store"]
+    store = MlflowStore(resource.tracking_uri, Path(resource.artifact_root))
+    client = MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
+    experiment = client.get_experiment_by_name(MONITORING_EXPERIMENT)
+    (run,) = client.search_runs(
+        [experiment.experiment_id], f"tags.as_of = '{JULY}' and tags.report = 'feature_drift'"
+    )
+    artifact = f"feature_drift/{JULY}.html"
+    assert meta["report_url"] == (
+        f"{DEFAULT_MLFLOW_UI_URL}/#/experiments/{experiment.experiment_id}/runs/"
+        f"{run.info.run_id}/artifacts/{artifact}?workflowType=machine_learning"
+    )
+    assert run.info.run_id in meta["report_mlflow_run_url"]
+    assert run.info.status == "FINISHED" and run.data.tags["dagster_run_url"].startswith("http")
+    with mlflow_server(store, tmp_path / "mlflow-server.log") as base:
+        status, kind, body = get(f"{base}/get-artifact?path={artifact}&run_uuid={run.info.run_id}")
+        assert status == 200 and kind.startswith("text/html") and body == page
+        status, kind, ui = get(f"{base}/")  # the UI the link's #/experiments/... route is in
+        assert status == 200 and "<html" in ui.lower()
 
 
 def test_realized_performance_once_labels_land(stack):
@@ -143,6 +179,8 @@ def test_realized_performance_once_labels_land(stack):
     assert 0.6 < meta["auc"] < 1.0 and 0 < meta["auc_se"] < 0.05
     assert 0.0 < meta["churn_rate"] < 0.2 and meta["lift_top_decile"] > 1.5
     assert meta["model_as_of"] == MAY and meta["scored_out_of_time"] is True
+    assert "/#/models/streamflow_churn/versions/" in meta["model_version_url"]
+    assert meta["model_mlflow_run_url"].startswith("http://")
     check = checks(landed)[REALIZED_AUC_CHECK]
     margin = check.metadata["margin"].value
     assert margin >= 0.03 and check.metadata["expected_auc"].value > 0.6
