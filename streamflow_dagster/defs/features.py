@@ -7,7 +7,7 @@ import dagster as dg
 from ..features.consistency import check_online_matches_offline
 from ..features.online import materialize_month, online_month
 from ..features.registry import apply_repo, repo_code_version
-from ..features.specs import online_views, service_views
+from ..features.specs import online_views, service_views, union_views
 from ..features.store import (
     REGISTRY_SCHEMA,
     prepare_feature_database,
@@ -165,9 +165,10 @@ def training_set(
     """Point-in-time features of the month's users with their churn labels (features schema)."""
     as_of = validate_as_of(context.partition_key)
     store = feast.store(warehouse.url())
-    views = service_views(store, feast.feature_service)
+    # Every compared service's features, so their models train on the same rows.
+    views = union_views(store, feast.compared_services)
     with warehouse.connect() as conn:
-        result = write_training_set(conn, views, feast.feature_service, as_of)
+        result = write_training_set(conn, views, ",".join(feast.compared_services), as_of)
     if not result.labels_landed:
         context.log.warning(labels_not_landed_message(as_of))
     return dg.MaterializeResult(

@@ -60,8 +60,14 @@ class PredictionOut(BaseModel):
     prediction: int = Field(description="1: predicted to churn in the month after `as_of`")
     churn_probability: float
     model_version: int
-    features_used: dict[str, Any] = Field(description="The 14 feature values the model read")
+    features_used: dict[str, Any] = Field(
+        description="The feature values the model read: its feature service's (14 for churn_v1)"
+    )
     as_of: str | None = Field(description="AS_OF of the online features")
+    feature_service: str = Field(
+        description="The Feast feature service the model was trained with, and read through",
+        examples=["churn_v1", "churn_v2"],
+    )
     variant: str | None = Field(None, description="A/B variant, present while a split is active")
 
 
@@ -312,6 +318,7 @@ def _prediction(user_id: str, answer: Answer, split_active: bool) -> dict:
         "model_version": answer.model_version,
         "features_used": answer.features.values,
         "as_of": _as_of(answer),
+        "feature_service": answer.feature_service,
     }
     if split_active:
         body["variant"] = answer.variant
