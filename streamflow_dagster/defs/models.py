@@ -50,6 +50,9 @@ MODEL_CHECK_SPECS = [
 class ChurnModelConfig(dg.Config):
     seed: int = SEED
     auc_floor: float = AUC_FLOOR
+    # The gain a challenger feature service's model needs over the incumbent's on the same
+    # holdout: the promotion rule's (ml/services.py says why).
+    min_service_auc_gain: float = MIN_AUC_GAIN
 
 
 @dg.asset(
@@ -65,9 +68,10 @@ def churn_model(
     config: ChurnModelConfig,
     warehouse: WarehouseResource,
     mlflow_store: MlflowStoreResource,
+    feast: FeastResource,
     mlflow: dg.ResourceParam[Any],
 ) -> dg.MaterializeResult:
-    """The month's churn model: trained, evaluated, logged to MLflow, registered, checked."""
+    """The month's churn model: one per feature service, compared; the better registered."""
     # `mlflow` is dagster-mlflow's resource: it started (or resumed) this Dagster run's MLflow
     # run and proxies the mlflow module's functions.
     as_of = validate_as_of(context.partition_key)
@@ -95,19 +99,21 @@ def churn_model(
             status = "FINISHED"
             return _no_model(context, mlflow, as_of, labels_not_landed_message(as_of), links)
         from ..ml.dataset import NotEnoughLabels
-        from ..ml.month import train_month
+        from ..ml.month import train_compared_month
 
+        services = _service_features(feast, warehouse.url(), rows.columns, as_of)
         try:
-            month = train_month(
+            month = train_compared_month(
                 client,
                 rows,
+                services,
                 as_of=str(as_of),
-                feature_service=built.feature_service,
                 dagster_run_id=context.run.run_id,
                 seed=config.seed,
                 auc_floor=config.auc_floor,
                 segments=segments,
                 dagster_ui_url=mlflow_store.dagster_ui_url,
+                min_auc_gain=config.min_service_auc_gain,
             )
         except NotEnoughLabels as err:
             status = "FINISHED"
@@ -116,6 +122,22 @@ def churn_model(
         return _model_result(as_of, month, {**links, **_version_links(mlflow_store, month)})
     finally:
         mlflow.end_run(status=status)
+
+
+def _service_features(feast, url: str, columns, as_of) -> dict[str, list[str]]:
+    """{service: its features} of the compared services, all present in the stored month."""
+    from ..features.store import feature_names
+
+    store = feast.store(url)
+    services = {name: feature_names(store, name) for name in feast.compared_services}
+    for name, features in services.items():
+        missing = [f for f in features if f not in columns]
+        if missing:
+            raise RuntimeError(
+                f"features.training_set for {as_of} lacks {missing} of feature service {name}: "
+                f"re-materialize training_set for {as_of} (it stores every compared service)"
+            )
+    return services
 
 
 def _run_links(mlflow_store: MlflowStoreResource, run_info) -> dict[str, dg.MetadataValue]:
@@ -180,9 +202,22 @@ def _model_result(as_of, month, links: dict) -> dg.MaterializeResult:
             "roc": dg.MetadataValue.md(f"![ROC curve](data:image/png;base64,{roc})"),
             "failed_checks": ", ".join(month.failed_checks) or "none",
             **links,
+            **_services_metadata(month.services),
         },
         check_results=[to_check_result(name, outcome) for name, outcome in month.checks.items()],
     )
+
+
+def _services_metadata(services) -> dict:
+    if services is None:
+        return {}
+    return {
+        "feature_service": services.service,
+        "feature_services_holdout_auc": dg.MetadataValue.json(
+            {r.service: round(r.holdout_auc, 4) for r in services.results}
+        ),
+        "feature_service_reason": services.reason,
+    }
 
 
 class ProductionModelConfig(dg.Config):

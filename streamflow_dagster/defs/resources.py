@@ -16,7 +16,7 @@ from pydantic import PrivateAttr
 from ..alerts import payload, sinks
 from ..alerts import store as alert_store
 from ..alerts.model import Alert
-from ..features.store import FEATURE_SERVICE, feature_store
+from ..features.store import COMPARED_FEATURE_SERVICES, FEATURE_SERVICE, feature_store
 from ..platform.db import connect, connection_env, start_warehouse, warehouse_url
 from ..platform.mlflow_reach import require_reachable
 from ..platform.mlflow_store import (
@@ -86,6 +86,9 @@ class FeastResource(dg.ConfigurableResource):
 
     repo_path: str = str(FEATURE_REPO_DIR)
     feature_service: str = FEATURE_SERVICE
+    # The services every month trains and compares (the first is the incumbent): the
+    # training set holds all their features.
+    compared_services: list[str] = list(COMPARED_FEATURE_SERVICES)
 
     def store(self, database_url: str):  # -> feast.FeatureStore (imported on use)
         return feature_store(database_url, Path(self.repo_path))

@@ -72,12 +72,18 @@ class PredictionOut(BaseModel):
     prediction: int = Field(description="1: predicted to churn in the month after `as_of`")
     churn_probability: float = Field(description="Rounded to 4 decimals")
     model_version: int
-    features_used: dict[str, Any] = Field(description="The 14 feature values the model read")
+    features_used: dict[str, Any] = Field(
+        description="The feature values the model read: its feature service's (14 for churn_v1)"
+    )
     as_of: str | None = Field(description="AS_OF of the online features")
     decision_threshold: float | None = Field(
         description="`prediction` is 1 when the (unrounded) probability is at least this"
     )
     model_as_of: str | None = Field(description="AS_OF of the month the model was trained on")
+    feature_service: str = Field(
+        description="The Feast feature service the model was trained with, and read through",
+        examples=["churn_v1", "churn_v2"],
+    )
     variant: str | None = Field(None, description="A/B variant, present while a split is active")
     explanation: ExplanationOut | None = Field(None, description="With `explain=true` only")
 
@@ -336,6 +342,7 @@ def _prediction(user_id: str, answer: Answer, split_active: bool, reasons: dict)
         "as_of": _as_of(answer),
         "decision_threshold": None if threshold is None else round(threshold, PROBABILITY_DECIMALS),
         "model_as_of": scorer.trained_as_of,
+        "feature_service": answer.feature_service,
     }
     if split_active:
         body["variant"] = answer.variant

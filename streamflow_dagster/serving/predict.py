@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..features.store import FEATURE_SERVICE
 from ..ml.dataset import CATEGORICAL_FEATURES, model_input
 from .compiled import CompiledModel, compile_model, verify
 from .errors import reason
@@ -68,6 +69,8 @@ class Scorer:
         if self.explainer is None:
             raise LookupError(NOT_EXPLAINED)
         return self.explainer.contributions(rows)
+
+    feature_service: str = FEATURE_SERVICE  # the service the model was trained with
 
     def score(self, rows: Sequence[Row]) -> list[Scored]:
         """The model's probability and label for each row of feature values, in order."""
