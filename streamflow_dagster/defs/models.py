@@ -317,6 +317,7 @@ def churn_scores(
     from ..ml.dataset import model_features
     from ..ml.registry import FEATURE_SERVICE_TAG, PRODUCTION_ALIAS, alias_version
     from ..ml.registry import load_version as load_registered
+    from ..ml.report_links import mlflow_version_url
     from ..ml.scoring import SCORES_SCHEMA, SCORES_TABLE, score_month
 
     as_of = validate_as_of(context.partition_key)
@@ -343,6 +344,9 @@ def churn_scores(
             "as_of": str(as_of),
             "dagster/row_count": scores.rows,
             "model_version": scores.model_version,
+            "model_version_url": dg.MetadataValue.url(
+                mlflow_version_url(mlflow_store.ui_url, scores.model_version)
+            ),
             "feature_service": service,
             "predicted_churn_rate": round(scores.predicted_churn_rate, 4),
             "mean_churn_probability": round(scores.mean_probability, 4),
