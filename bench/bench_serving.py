@@ -202,7 +202,7 @@ def wait_until_serving(url: str, server: subprocess.Popen, env: dict, timeout: f
     sys.exit(f"{url} did not answer within {timeout:.0f} s")
 
 
-def wrk(url: str, connections: int, seconds: int, env: dict) -> dict:
+def wrk(url: str, connections: int, seconds: int, env: dict, query: str = "") -> dict:
     out = subprocess.run(
         [
             "wrk",
@@ -216,7 +216,7 @@ def wrk(url: str, connections: int, seconds: int, env: dict) -> dict:
             str(LUA),
             url,
         ],
-        env={**env, "SPIKE_PATH": "/predict/"},
+        env={**env, "SPIKE_PATH": "/predict/", "QUERY": query},
         capture_output=True,
         text=True,
         timeout=seconds + 60,
@@ -347,7 +347,7 @@ version = int(alias_version(client, PRODUCTION_ALIAS).version)
 expected = load_version(client, version).predict_proba(model_input(online, names))[:, 1]
 served = httpx.post("http://127.0.0.1:8767/predict", json={{"user_ids": ids}}).json()
 got = [p["churn_probability"] for p in served["predictions"]]
-print(json.dumps(got == [float(p) for p in expected]))
+print(json.dumps(got == [round(float(p), 4) for p in expected]))  # answers show 4 decimals
 """
     ensure_port_free(8767)
     cmd = [str(BIN / "streamflow"), "serve", "--port", "8767", "--log-level", "warning"]

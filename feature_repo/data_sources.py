@@ -30,3 +30,7 @@ payments_agg_90d_source = snapshot_source(
 support_agg_90d_source = snapshot_source(
     "support_agg_90d_snapshots", "Support tickets over the 90 days before month end."
 )
+customer_profile_source = snapshot_source(
+    "customer_profile_snapshots",
+    "Contract, add-ons, customer attributes and billing history at month end (churn_v2).",
+)

@@ -2,6 +2,7 @@
 
 from feast import FeatureService
 from feature_views import (
+    customer_profile_fv,
     payments_agg_90d_fv,
     subs_profile_fv,
     support_agg_90d_fv,
@@ -15,5 +16,21 @@ churn_v1 = FeatureService(
     name="churn_v1",
     features=[subs_profile_fv, usage_agg_30d_fv, payments_agg_90d_fv, support_agg_90d_fv],
     description="The 14 features of the streamflow_churn model.",
+    tags={"model": "streamflow_churn"},
+)
+
+# The challenger: churn_v1's 14 features first, in the same order, then the customer profile's
+# 12. Every month trains a model on each service and compares them on the same holdout.
+churn_v2 = FeatureService(
+    name="churn_v2",
+    features=[
+        subs_profile_fv,
+        usage_agg_30d_fv,
+        payments_agg_90d_fv,
+        support_agg_90d_fv,
+        customer_profile_fv,
+    ],
+    description="churn_v1's 14 features plus contract, add-ons, customer attributes and "
+    "charges per month of tenure (26).",
     tags={"model": "streamflow_churn"},
 )

@@ -1,8 +1,10 @@
-"""Feast feature views: the 14 churn features of DESIGN.md, one view per snapshot mart."""
+"""Feast feature views: the 14 churn features of DESIGN.md in four views, one per snapshot mart,
+and the challenger's customer profile (customer_profile_fv, read only by churn_v2)."""
 
 from datetime import timedelta
 
 from data_sources import (
+    customer_profile_source,
     payments_agg_90d_source,
     subscriptions_profile_source,
     support_agg_90d_source,
@@ -76,4 +78,31 @@ support_agg_90d_fv = FeatureView(
     online=True,
     description="Support tickets and their resolution time over the last 90 days.",
     tags={"dbt_model": "support_agg_90d_snapshots"},
+)
+
+# The landing columns churn_v1 leaves out and three derived features (the dbt mart's docs say
+# why each). Not user_gender: it carries no churn signal in Telco (holdout AUC unchanged) and
+# a retention offer should not depend on it; the model card reports metrics per gender instead.
+customer_profile_fv = FeatureView(
+    name="customer_profile_fv",
+    entities=[user],
+    ttl=SNAPSHOT_TTL,
+    schema=[
+        Field(name="contract_type", dtype=String),
+        Field(name="add_on_security", dtype=Bool),
+        Field(name="add_on_backup", dtype=Bool),
+        Field(name="add_on_device_protect", dtype=Bool),
+        Field(name="add_on_support", dtype=Bool),
+        Field(name="user_is_senior", dtype=Bool),
+        Field(name="has_family", dtype=Bool),
+        Field(name="has_dependents", dtype=Bool),
+        Field(name="total_paid", dtype=Float64),
+        Field(name="add_on_count", dtype=Int64),
+        Field(name="paid_per_month_active", dtype=Float64),
+        Field(name="fee_above_average", dtype=Float64),
+    ],
+    source=customer_profile_source,
+    online=True,
+    description="Contract, add-ons, customer attributes and charges per month of tenure.",
+    tags={"dbt_model": "customer_profile_snapshots"},
 )

@@ -38,7 +38,9 @@ def _who() -> str:
     return f"cli:{getpass.getuser()}"
 
 
-def _echo_move(moved) -> None:
+def _echo_move(client, moved) -> None:
+    from ..ml.model_card import record_move
+
     decision = moved.decision
     click.echo(f"{decision.action}: {decision.reason}")
     for label, contender in (("target", decision.challenger), ("replaced", decision.champion)):
@@ -48,6 +50,8 @@ def _echo_move(moved) -> None:
     click.echo(f"  production: v{moved.production}   previous: v{moved.previous or '-'}")
     if moved.recorded_at:
         click.echo(f"  recorded as decision.* tags at {moved.recorded_at}")
+        if record_move(client, moved):
+            click.echo(f"  and in v{decision.challenger.version}'s model card")
 
 
 @model.command("promote")
@@ -64,7 +68,7 @@ def promote(version: int, force: bool) -> None:
             moved = promote_by_hand(client, version, run=_who(), force=force)
     except (LookupError, ValueError) as err:
         raise click.ClickException(str(err)) from None
-    _echo_move(moved)
+    _echo_move(client, moved)
 
 
 @model.command("rollback")
@@ -79,7 +83,7 @@ def rollback() -> None:
             moved = rollback_move(client, run=_who())
     except (LookupError, ValueError) as err:  # nothing to roll back to, or it cannot serve
         raise click.ClickException(str(err)) from None
-    _echo_move(moved)
+    _echo_move(client, moved)
 
 
 @model.command("status")
@@ -112,14 +116,23 @@ def status() -> None:
 
 
 @model.command("ui")
-@click.option("--port", default=5000, show_default=True)
+@click.option(
+    "--port",
+    type=int,
+    default=None,
+    help="Default: the port of STREAMFLOW_MLFLOW_UI_URL (5000), where Dagster's links point.",
+)
 @click.option("--print-only", is_flag=True, help="Print the command instead of running it.")
-def ui(port: int, print_only: bool) -> None:
+def ui(port: int | None, print_only: bool) -> None:
     """Open the MLflow UI on this installation's store (tracking, registry, artifacts)."""
+    from urllib.parse import urlsplit
+
     from ..platform.mlflow_store import mlflow_ui_args, mlflow_ui_command
     from .ports import ensure_port_free
 
     settings = load_settings()
+    if port is None:
+        port = urlsplit(settings.mlflow_ui_url).port or 5000
     if not print_only and not settings.mlflow_tracking_uri:  # else there is no UI to start
         ensure_port_free("127.0.0.1", port)  # `mlflow ui` listens on 127.0.0.1
     click.echo(mlflow_ui_command(settings, port=port))

@@ -7,9 +7,10 @@ import dagster as dg
 from ..features.consistency import check_online_matches_offline
 from ..features.online import materialize_month, online_month
 from ..features.registry import apply_repo, repo_code_version
-from ..features.specs import online_views, service_views
+from ..features.specs import online_views, service_views, union_views
 from ..features.store import (
     REGISTRY_SCHEMA,
+    feature_names,
     prepare_feature_database,
 )
 from ..features.training_table import (
@@ -31,6 +32,7 @@ FEATURE_MARTS = [
         "usage_agg_30d_snapshots",
         "payments_agg_90d_snapshots",
         "support_agg_90d_snapshots",
+        "customer_profile_snapshots",  # churn_v2's customer profile
     )
 ]
 LABELS_MART = dg.AssetKey("churn_labels")
@@ -87,7 +89,8 @@ def feast_registry(
             ONLINE_CONSISTENCY_CHECK,
             asset="online_features",
             blocking=True,
-            description="A sample of users: get_online_features equals the marts' newest month.",
+            description="A sample of users: get_online_features equals the marts' newest month "
+            "(every feature of the compared services).",
             partitions_def=AS_OF_PARTITIONS,
         )
     ],
@@ -116,12 +119,15 @@ def _online_month(context, warehouse, feast, as_of_key: str) -> dg.MaterializeRe
             f"{as_of} not written online: the newer month {write.online_as_of} is online and "
             "stays there (newest month wins; a backfill never puts old values online)"
         )
+    # The widest compared service: churn_v2 holds churn_v1's features and the customer
+    # profile's, so every online view a model reads is compared.
+    checked = max(feast.compared_services, key=lambda name: len(feature_names(store, name)))
     with warehouse.connect() as conn:
         consistency = check_online_matches_offline(
             store,
             conn,
-            service_views(store, feast.feature_service),
-            feast.feature_service,
+            service_views(store, checked),
+            checked,
             online_month(conn),
             CONSISTENCY_SAMPLE_USERS,
         )
@@ -182,9 +188,10 @@ def training_set(
 def _training_month(context, warehouse, feast, as_of_key: str) -> dg.MaterializeResult:
     as_of = validate_as_of(as_of_key)
     store = feast.store(warehouse.url())
-    views = service_views(store, feast.feature_service)
+    # Every compared service's features, so their models train on the same rows.
+    views = union_views(store, feast.compared_services)
     with warehouse.connect() as conn:
-        result = write_training_set(conn, views, feast.feature_service, as_of)
+        result = write_training_set(conn, views, ",".join(feast.compared_services), as_of)
     if not result.labels_landed:
         context.log.warning(labels_not_landed_message(as_of))
     return dg.MaterializeResult(

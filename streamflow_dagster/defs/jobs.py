@@ -10,6 +10,7 @@ from ..alerts.freshness import Overdue, overdue_alert
 from .docs import dbt_docs
 from .features import feast_registry
 from .models import churn_scores
+from .monitor_skew import serving_skew
 from .monitors import feature_drift
 from .resources import AlertsResource, WarehouseResource
 
@@ -24,7 +25,13 @@ SETUP_ASSETS = [feast_registry]
 # The dbt docs: re-generated when the dbt project changes, never paid for by a month run.
 DOCS_ASSETS = [dbt_docs]
 
-MONTH_ASSETS = dg.AssetSelection.all() - dg.AssetSelection.assets(*SETUP_ASSETS, *DOCS_ASSETS)
+# Serving skew is measured once the API has answered from a month's online features, so after
+# the month's run, never inside it (defs/monitor_skew.py).
+AFTER_SERVING_ASSETS = [serving_skew]
+
+MONTH_ASSETS = dg.AssetSelection.all() - dg.AssetSelection.assets(
+    *SETUP_ASSETS, *DOCS_ASSETS, *AFTER_SERVING_ASSETS
+)
 monthly_job = dg.define_asset_job(
     MONTHLY_JOB,
     selection=MONTH_ASSETS,

@@ -55,6 +55,9 @@ MODEL_CHECK_SPECS = [
 class ChurnModelConfig(dg.Config):
     seed: int = SEED
     auc_floor: float = AUC_FLOOR
+    # The gain a challenger feature service's model needs over the incumbent's on the same
+    # holdout: the promotion rule's (ml/services.py says why).
+    min_service_auc_gain: float = MIN_AUC_GAIN
 
 
 @dg.asset(
@@ -71,9 +74,11 @@ def churn_model(
     config: ChurnModelConfig,
     warehouse: WarehouseResource,
     mlflow_store: MlflowStoreResource,
+    feast: FeastResource,
     mlflow: dg.ResourceParam[Any],
 ):
-    """The month's churn model: trained, evaluated, logged to MLflow, registered, checked.
+    """The month's churn model: one per feature service, compared; the better registered,
+    logged to MLflow, checked.
 
     A model that fails a blocking check is registered (its version says why) but the month
     is not materialized (defs/ranges.py): it shows failed (red) and production_model does not
@@ -87,7 +92,7 @@ def churn_model(
     def one_month(as_of: str) -> dg.MaterializeResult:
         if as_of != months[0]:
             mlflow.start_run(tags={"dagster_run_id": context.run.run_id, **_extra_tags(mlflow)})
-        return _train_month(context, config, warehouse, mlflow_store, mlflow, as_of)
+        return _train_month(context, config, warehouse, mlflow_store, feast, mlflow, as_of)
 
     yield from materialize_months(context, one_month)
 
@@ -96,7 +101,7 @@ def _extra_tags(mlflow) -> dict[str, str]:
     return dict(getattr(mlflow, "extra_tags", None) or {})
 
 
-def _train_month(context, config, warehouse, mlflow_store, mlflow, as_of_key: str):
+def _train_month(context, config, warehouse, mlflow_store, feast, mlflow, as_of_key: str):
     as_of = validate_as_of(as_of_key)
     context.log.info(f"MLflow run {mlflow.active_run().info.run_id} for {as_of}")
     client = mlflow_store.client(step="churn_model", month=str(as_of))
@@ -111,37 +116,85 @@ def _train_month(context, config, warehouse, mlflow_store, mlflow, as_of_key: st
                     f"for {as_of} first"
                 )
             rows = load_training_set(conn, as_of) if built.labels_landed else None
+            segments = None
+            if rows is not None:
+                from ..ml.model_card import segment_attributes
+
+                segments = segment_attributes(conn, str(as_of))
+        links = _run_links(mlflow_store, mlflow.active_run().info)
         if rows is None:
             status = "FINISHED"
-            return _no_model(context, mlflow, as_of, labels_not_landed_message(as_of))
+            return _no_model(context, mlflow, as_of, labels_not_landed_message(as_of), links)
         from ..ml.dataset import NotEnoughLabels
-        from ..ml.month import train_month
+        from ..ml.month import train_compared_month
 
+        services = _service_features(feast, warehouse.url(), rows.columns, as_of)
         try:
-            month = train_month(
+            month = train_compared_month(
                 client,
                 rows,
+                services,
                 as_of=str(as_of),
-                feature_service=built.feature_service,
                 dagster_run_id=context.run.run_id,
                 seed=config.seed,
                 auc_floor=config.auc_floor,
+                segments=segments,
+                dagster_ui_url=mlflow_store.dagster_ui_url,
+                min_auc_gain=config.min_service_auc_gain,
             )
         except NotEnoughLabels as err:
             status = "FINISHED"
-            return _no_model(context, mlflow, as_of, f"{as_of}: {err}")
+            return _no_model(context, mlflow, as_of, f"{as_of}: {err}", links)
         status = "FINISHED"
-        return _model_result(as_of, month)
+        return _model_result(as_of, month, {**links, **_version_links(mlflow_store, month)})
     finally:
         mlflow.end_run(status=status)
 
 
-def _no_model(context, mlflow, as_of, reason: str) -> dg.MaterializeResult:
+def _service_features(feast, url: str, columns, as_of) -> dict[str, list[str]]:
+    """{service: its features} of the compared services, all present in the stored month."""
+    from ..features.store import feature_names
+
+    store = feast.store(url)
+    services = {name: feature_names(store, name) for name in feast.compared_services}
+    for name, features in services.items():
+        missing = [f for f in features if f not in columns]
+        if missing:
+            raise RuntimeError(
+                f"features.training_set for {as_of} lacks {missing} of feature service {name}: "
+                f"re-materialize training_set for {as_of} (it stores every compared service)"
+            )
+    return services
+
+
+def _run_links(mlflow_store: MlflowStoreResource, run_info) -> dict[str, dg.MetadataValue]:
+    from ..ml.report_links import mlflow_run_url
+
+    url = mlflow_run_url(mlflow_store.ui_url, run_info.experiment_id, run_info.run_id)
+    return {"mlflow_run_url": dg.MetadataValue.url(url)}
+
+
+def _version_links(mlflow_store: MlflowStoreResource, month) -> dict[str, dg.MetadataValue]:
+    from ..ml.model_card import CARD_ARTIFACT
+    from ..ml.report_links import mlflow_artifact_url, mlflow_version_url
+
+    ui, run = mlflow_store.ui_url, month.logged
+    experiment = mlflow_store.client(step="churn_model").get_run(run.run_id).info.experiment_id
+    return {
+        "model_version_url": dg.MetadataValue.url(mlflow_version_url(ui, run.version)),
+        "model_card_url": dg.MetadataValue.url(
+            mlflow_artifact_url(ui, experiment, run.run_id, CARD_ARTIFACT)
+        ),
+        "model_card": dg.MetadataValue.md(month.card),
+    }
+
+
+def _no_model(context, mlflow, as_of, reason: str, links: dict) -> dg.MaterializeResult:
     """A month that yields no model: recorded on the MLflow run, in the UI, and in the checks."""
     context.log.warning(f"No model for {as_of}: {reason}")
     mlflow.set_tags({"outcome": "no model", "reason": reason[:4900]})
     return dg.MaterializeResult(
-        metadata={"as_of": str(as_of), "model_version": "none", "reason": reason},
+        metadata={"as_of": str(as_of), "model_version": "none", "reason": reason, **links},
         check_results=[
             dg.AssetCheckResult(
                 check_name=spec.name,
@@ -154,7 +207,7 @@ def _no_model(context, mlflow, as_of, reason: str) -> dg.MaterializeResult:
     )
 
 
-def _model_result(as_of, month) -> dg.MaterializeResult:
+def _model_result(as_of, month, links: dict) -> dg.MaterializeResult:
     metrics, logged, trained = month.evaluation.metrics, month.logged, month.trained
     roc = base64.b64encode(month.roc_png).decode()
     return dg.MaterializeResult(
@@ -175,9 +228,23 @@ def _model_result(as_of, month) -> dg.MaterializeResult:
             ),
             "roc": dg.MetadataValue.md(f"![ROC curve](data:image/png;base64,{roc})"),
             "failed_checks": ", ".join(month.failed_checks) or "none",
+            **links,
+            **_services_metadata(month.services),
         },
         check_results=[to_check_result(name, outcome) for name, outcome in month.checks.items()],
     )
+
+
+def _services_metadata(services) -> dict:
+    if services is None:
+        return {}
+    return {
+        "feature_service": services.service,
+        "feature_services_holdout_auc": dg.MetadataValue.json(
+            {r.service: round(r.holdout_auc, 4) for r in services.results}
+        ),
+        "feature_service_reason": services.reason,
+    }
 
 
 class ProductionModelConfig(dg.Config):
@@ -214,7 +281,37 @@ def production_model(
         )
     decision = moved.decision
     context.log.info(f"{decision.action}: {decision.reason}")
-    return dg.MaterializeResult(metadata=_decision_metadata(moved))
+    _record_on_card(context, client, moved, mlflow_store.dagster_ui_url)
+    return dg.MaterializeResult(
+        metadata={**_decision_metadata(moved), **_decision_links(moved, mlflow_store.ui_url)}
+    )
+
+
+def _record_on_card(context, client, moved, dagster_ui_url: str) -> None:
+    """The decision, written into the model card of the version it decided about."""
+    from ..ml.model_card import record_move
+    from ..ml.report_links import dagster_run_url
+
+    url = dagster_run_url(dagster_ui_url, context.run.run_id)
+    if moved.recorded_at is not None and not record_move(client, moved, url):
+        context.log.info("the decided version has no model card to record the decision on")
+
+
+def _decision_links(moved, ui_url: str) -> dict[str, dg.MetadataValue]:
+    from ..ml.report_links import mlflow_version_url
+
+    decision = moved.decision
+    versions = {
+        "production_version_url": moved.production,
+        "previous_version_url": moved.previous,
+        "challenger_version_url": decision.challenger.version if decision.challenger else None,
+        "champion_version_url": decision.champion.version if decision.champion else None,
+    }
+    return {
+        key: dg.MetadataValue.url(mlflow_version_url(ui_url, version))
+        for key, version in versions.items()
+        if version is not None
+    }
 
 
 def production_version_for(warehouse: WarehouseResource, client, run_id: str, as_of: str):
@@ -272,6 +369,7 @@ def _score_month(context, warehouse, mlflow_store, feast, as_of_key: str):
     from ..ml.champion import promotion_lock
     from ..ml.decision_chain import walk_registry
     from ..ml.month_scores import score_by, stale_later_months
+    from ..ml.report_links import mlflow_version_url
     from ..ml.scoring import SCORES_SCHEMA, SCORES_TABLE
 
     as_of = validate_as_of(as_of_key)
@@ -315,6 +413,9 @@ def _score_month(context, warehouse, mlflow_store, feast, as_of_key: str):
             "dagster/row_count": scores.rows,
             "model_version": scores.model_version,
             "model_as_of": version.tags.get("as_of", "?"),
+            "model_version_url": dg.MetadataValue.url(
+                mlflow_version_url(mlflow_store.ui_url, scores.model_version)
+            ),
             "feature_service": service,
             "predicted_churn_rate": round(scores.predicted_churn_rate, 4),
             "mean_churn_probability": round(scores.mean_probability, 4),

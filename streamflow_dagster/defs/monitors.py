@@ -16,11 +16,14 @@ from ..monitoring.decisions import PREVIOUS_MONTH, PRODUCTION_MONTH
 from ..monitoring.drift import ERROR_PSI, NUMERIC_BINS, WARN_PSI
 from ..monitoring.performance import AUC_MARGIN_SE, MIN_AUC_MARGIN
 from ..platform.settings import load_settings
+from .calibration import CALIBRATION_CHECK, CALIBRATION_CHECK_SPEC
 from .checks import to_check_result
 from .features import FEATURE_MARTS, LABELS_MART, feast_registry
 from .models import churn_scores, production_model, production_version_for
+from .monitor_skew import serving_skew
 from .partitions import AS_OF_PARTITIONS, validate_as_of
 from .ranges import materialize_months
+from .reports import log_monitor_report
 from .resources import FeastResource, MlflowStoreResource, WarehouseResource
 
 MONITORING_GROUP = "monitoring"
@@ -84,6 +87,7 @@ def _drift_month(context, config, warehouse, mlflow_store, feast, as_of_key: str
     from ..monitoring.decisions import drift_references
     from ..monitoring.drift import compare_months, drift_outcome
     from ..monitoring.queries import previous_month
+    from ..monitoring.report import write_report
 
     as_of = validate_as_of(as_of_key)
     store = feast.store(warehouse.url())
@@ -136,26 +140,32 @@ def _drift_month(context, config, warehouse, mlflow_store, feast, as_of_key: str
         )
     }
     notes = [reasons[label] for label in references if label not in comparisons]
-    report = _write_drift_report(str(as_of), comparisons, frames, current, notes, config)
+    page = _drift_report_page(str(as_of), comparisons, frames, current, notes, config)
+    report = write_report(load_settings().home / "reports" / "drift" / f"{as_of}.html", page)
     context.log.info(f"{as_of}: drift report at {report}")
     # ERROR drift: the month is not materialized, it shows failed (defs/ranges.py).
+    links = log_monitor_report(
+        context, mlflow_store, monitor="feature_drift", as_of=str(as_of), html=page
+    )
     return dg.MaterializeResult(
-        metadata=_drift_metadata(
-            str(as_of), len(features), references, comparisons, notes, report, config
-        ),
+        metadata={
+            **_drift_metadata(
+                str(as_of), len(features), references, comparisons, notes, report, config
+            ),
+            **links,
+        },
         check_results=[to_check_result(check, outcome) for check, outcome in outcomes.items()],
     )
 
 
-def _write_drift_report(as_of, comparisons, frames, current, notes, config):
-    from ..monitoring.report import ReportSection, drift_report_html, write_report
+def _drift_report_page(as_of, comparisons, frames, current, notes, config) -> str:
+    from ..monitoring.report import ReportSection, drift_report_html
 
     sections = [
         ReportSection(comparison, frames[comparison.reference_as_of], current)
         for comparison in comparisons.values()
     ]
-    page = drift_report_html(as_of, sections, notes, config.warn_psi, config.error_psi)
-    return write_report(load_settings().home / "reports" / "drift" / f"{as_of}.html", page)
+    return drift_report_html(as_of, sections, notes, config.warn_psi, config.error_psi)
 
 
 def _drift_metadata(as_of, feature_count, references, comparisons, notes, report, config) -> dict:
@@ -166,8 +176,7 @@ def _drift_metadata(as_of, feature_count, references, comparisons, notes, report
         "features": feature_count,
         "previous_month": references[PREVIOUS_MONTH] or "none",
         "production_training_month": references[PRODUCTION_MONTH] or "none",
-        "report": dg.MetadataValue.path(str(report)),
-        "report_url": dg.MetadataValue.url(report.as_uri()),
+        "report": dg.MetadataValue.path(str(report)),  # a local copy; report_url is MLflow's
     }
     if not comparisons:
         return {**metadata, "drift_level": "no reference month", "result": "; ".join(notes)}
@@ -226,9 +235,12 @@ class RealizedPerformanceConfig(dg.Config):
             asset="realized_performance",
             description="Realized AUC of the month's scores is not below the scoring model's "
             f"holdout AUC (its MLflow run's `auc`) by more than max({MIN_AUC_MARGIN}, "
-            f"{AUC_MARGIN_SE:g} standard errors of the difference); warns, never blocks.",
+            f"{AUC_MARGIN_SE:g} standard errors of the difference); warns, never blocks. "
+            "Months scored by a model trained on the month itself (in-sample) report "
+            "`in_sample_auc`, never `auc`: the `auc` series holds out-of-time estimates only.",
             partitions_def=AS_OF_PARTITIONS,
-        )
+        ),
+        CALIBRATION_CHECK_SPEC,
     ],
     backfill_policy=dg.BackfillPolicy.single_run(),
 )
@@ -238,7 +250,8 @@ def realized_performance(
     warehouse: WarehouseResource,
     mlflow_store: MlflowStoreResource,
 ):
-    """How well the month's churn scores ranked the churners, once its labels have landed."""
+    """How well the month's churn scores ranked the churners and how calibrated their
+    probabilities were, once its labels have landed."""
     yield from materialize_months(
         context,
         lambda as_of: _performance_month(context, config, warehouse, mlflow_store, as_of),
@@ -257,6 +270,7 @@ def _performance_month(context, config, warehouse, mlflow_store, as_of_key: str)
     )
     from ..monitoring.performance import performance_outcome, realized_performance
     from ..monitoring.queries import label_rows, scores_with_labels
+    from .calibration import calibration_results
 
     as_of = validate_as_of(as_of_key)
     with warehouse.connect() as conn:
@@ -272,12 +286,13 @@ def _performance_month(context, config, warehouse, mlflow_store, as_of_key: str)
             metadata={"as_of": str(as_of), "labels_landed": False, "result": message},
             check_results=[
                 dg.AssetCheckResult(
-                    check_name=REALIZED_AUC_CHECK,
+                    check_name=check,
                     passed=True,  # nothing is wrong: labels arrive a month late
                     severity=dg.AssetCheckSeverity.WARN,
                     description=f"Nothing to evaluate yet: {message}",
                     metadata={"labels_landed": False},
                 )
+                for check in (REALIZED_AUC_CHECK, CALIBRATION_CHECK)
             ],
         )
     if scored.empty:
@@ -291,13 +306,14 @@ def _performance_month(context, config, warehouse, mlflow_store, as_of_key: str)
     performance = realized_performance(
         labelled["label"].to_numpy(dtype=bool), labelled["churn_probability"].to_numpy(dtype=float)
     )
-    expected, model_tag = Expectation(None, 0.0, ""), None
+    expected, model_tag, links = Expectation(None, 0.0, ""), None, {}
     if scoring.version is not None:
         client = mlflow_store.client(step="realized_performance", month=as_of_key)
         model = get_version(client, scoring.version)
         model_tag = model.tags.get(AS_OF_TAG)
         metrics = client.get_run(model.run_id).data.metrics if model.run_id else {}
         expected = holdout_expectation(metrics, scoring.version)
+        links = _model_links(client, model, mlflow_store.ui_url)
     outcome = performance_outcome(
         performance, expected.auc, version, expected.se, config.margin_sds, config.min_margin
     )
@@ -310,6 +326,14 @@ def _performance_month(context, config, warehouse, mlflow_store, as_of_key: str)
         notes.append(out_of_time_caveat(scoring.version, model_month, model_tag, as_of))
     caveat = "".join(f" {note}" for note in notes if note)
     context.log.info(outcome.description + caveat)
+    calibration_metadata, calibration_check = calibration_results(
+        str(as_of),
+        labelled["label"].to_numpy(dtype=bool),
+        labelled["churn_probability"].to_numpy(dtype=float),
+        version,
+        [note for note in notes if note],
+    )
+    context.log.info(calibration_check.description)
     metadata = {
         "as_of": str(as_of),
         "labels_landed": True,
@@ -324,15 +348,24 @@ def _performance_month(context, config, warehouse, mlflow_store, as_of_key: str)
         "model_as_of": str(model_month) if model_month else (model_tag or "unknown"),
         "scored_out_of_time": "unknown" if scored_out_of_time is None else scored_out_of_time,
         "result": outcome.description + caveat,
+        **links,
     }
     if performance.auc is not None:
-        metadata["auc"] = round(performance.auc, 4)
-        metadata["auc_se"] = round(performance.auc_se or 0.0, 4)
+        # The `auc` series (plotted across months) holds out-of-time estimates only; a month
+        # scored by a model that saw its labels (or an unknown one) is named and kept apart.
+        series = "auc" if scored_out_of_time else "in_sample_auc"
+        metadata[series] = round(performance.auc, 4)
+        metadata[f"{series}_se"] = round(performance.auc_se or 0.0, 4)
+        if not scored_out_of_time:
+            metadata["excluded_from_auc_series"] = (
+                f"{as_of}: scored by v{version} trained on {metadata['model_as_of']}"
+            )
     if expected.auc is not None:
         metadata["expected_auc"] = round(expected.auc, 4)
     return dg.MaterializeResult(
-        metadata=metadata,
+        metadata={**metadata, **calibration_metadata},
         check_results=[
+            calibration_check,
             to_check_result(
                 REALIZED_AUC_CHECK,
                 replace(
@@ -343,9 +376,21 @@ def _performance_month(context, config, warehouse, mlflow_store, as_of_key: str)
                         "scored_out_of_time": metadata["scored_out_of_time"],
                     },
                 ),
-            )
+            ),
         ],
     )
 
 
-MONITOR_ASSETS = [feature_drift, realized_performance]
+def _model_links(client, model, ui_url: str) -> dict[str, dg.MetadataValue]:
+    """Links to the scoring model's version and its training run in MLflow's UI."""
+    from ..ml.report_links import mlflow_run_url, mlflow_version_url
+
+    links = {"model_version_url": dg.MetadataValue.url(mlflow_version_url(ui_url, model.version))}
+    if model.run_id:
+        experiment = client.get_run(model.run_id).info.experiment_id
+        url = mlflow_run_url(ui_url, experiment, model.run_id)
+        links["model_mlflow_run_url"] = dg.MetadataValue.url(url)
+    return links
+
+
+MONITOR_ASSETS = [feature_drift, realized_performance, serving_skew]

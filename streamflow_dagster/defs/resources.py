@@ -16,7 +16,7 @@ from pydantic import PrivateAttr
 from ..alerts import payload, sinks
 from ..alerts import store as alert_store
 from ..alerts.model import Alert
-from ..features.store import FEATURE_SERVICE, feature_store
+from ..features.store import COMPARED_FEATURE_SERVICES, FEATURE_SERVICE, feature_store
 from ..platform.db import connect, connection_env, start_warehouse, warehouse_url
 from ..platform.mlflow_reach import require_reachable
 from ..platform.mlflow_store import (
@@ -28,6 +28,7 @@ from ..platform.mlflow_store import (
     start_store,
 )
 from ..platform.settings import (
+    DEFAULT_MLFLOW_UI_URL,
     DEFAULT_UI_URL,
     FEATURE_REPO_DIR,
     Settings,
@@ -85,6 +86,9 @@ class FeastResource(dg.ConfigurableResource):
 
     repo_path: str = str(FEATURE_REPO_DIR)
     feature_service: str = FEATURE_SERVICE
+    # The services every month trains and compares (the first is the incumbent): the
+    # training set holds all their features.
+    compared_services: list[str] = list(COMPARED_FEATURE_SERVICES)
 
     def store(self, database_url: str):  # -> feast.FeatureStore (imported on use)
         return feature_store(database_url, Path(self.repo_path))
@@ -95,6 +99,9 @@ class MlflowStoreResource(dg.ConfigurableResource):
 
     tracking_uri: str | None = None  # None: MLFLOW_TRACKING_URI, else the embedded default
     artifact_root: str | None = None  # with tracking_uri: where a new experiment's files go
+    # The UIs that metadata links point at (MLflow's) and that MLflow's tags point back at.
+    ui_url: str = DEFAULT_MLFLOW_UI_URL
+    dagster_ui_url: str = DEFAULT_UI_URL
 
     _store: MlflowStore | None = PrivateAttr(default=None)
 
@@ -124,6 +131,10 @@ class MlflowStoreResource(dg.ConfigurableResource):
         require_reachable(store.tracking_uri, step=step, month=month)
         prepare_store(store)
         return mlflow_client(store)
+
+    def experiment_id(self, name: str) -> str:
+        """The id of experiment `name` on the store (created, and tagged, on first use)."""
+        return prepare_store(self.store(), name)
 
 
 @dg.resource(
@@ -166,7 +177,13 @@ def mlflow_tracking_resource(init_context: dg.InitResourceContext):
 
 def model_resources() -> dict:
     """The resources the model assets need besides `warehouse` and `feast`."""
-    return {"mlflow_store": MlflowStoreResource(), "mlflow": mlflow_tracking_resource}
+    settings = load_settings()
+    return {
+        "mlflow_store": MlflowStoreResource(
+            ui_url=settings.mlflow_ui_url, dagster_ui_url=settings.ui_url
+        ),
+        "mlflow": mlflow_tracking_resource,
+    }
 
 
 class AlertsResource(dg.ConfigurableResource):

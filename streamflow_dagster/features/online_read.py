@@ -14,7 +14,7 @@ the features training read.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import psycopg
@@ -39,11 +39,26 @@ class UserFeatures:
     def complete(self) -> bool:
         return not self.missing
 
+    def only(self, names: list[str]) -> UserFeatures:
+        """These features of the user (a feature service's), in the order of `names`."""
+        values = {name: self.values[name] for name in names if name in self.values}
+        missing = [name for name in names if name not in values]
+        return UserFeatures(self.user_id, values, missing, self.event_ts)
+
 
 class OnlineReader:
-    """Reads the online values of a feature service's views for a list of users."""
+    """Reads the online values of a feature service's views for a list of users.
 
-    def __init__(self, views: list[ViewSpec], schema: str):
+    `service_features`: {service: its features} of the services these views serve (all of
+    them when the views are several services' union), for `for_services`.
+    """
+
+    def __init__(
+        self,
+        views: list[ViewSpec],
+        schema: str,
+        service_features: dict[str, list[str]] | None = None,
+    ):
         if not views:
             raise ValueError("The feature service has no feature views")
         join_keys = {view.join_key for view in views}
@@ -53,6 +68,7 @@ class OnlineReader:
         self.schema = schema
         self.join_key = views[0].join_key
         self.features = [name for view in views for name in view.feature_names]
+        self.service_features = service_features or {}
         self._prefix = entity_key_prefix(self.join_key)
         # One branch per view; the view's position tells which features a row can be.
         branches = [
@@ -68,6 +84,21 @@ class OnlineReader:
         self._feature_params = {
             f"features_{position}": view.feature_names for position, view in enumerate(views)
         }
+
+    def for_services(self, services: list[str]) -> OnlineReader:
+        """A reader of only these services' features (the views they need, nothing more)."""
+        unknown = [s for s in services if s not in self.service_features]
+        if unknown:
+            raise KeyError(
+                f"feature service(s) {unknown} are not among {list(self.service_features)}"
+            )
+        wanted = {name for s in services for name in self.service_features[s]}
+        views = [
+            replace(view, features=tuple(f for f in view.features if f[0] in wanted))
+            for view in self.views
+            if any(name in wanted for name in view.feature_names)
+        ]
+        return OnlineReader(views, self.schema, {s: self.service_features[s] for s in services})
 
     def entity_key(self, user_id: str) -> bytes:
         """serialize_entity_key(user_id=...) in Feast's v3 format."""

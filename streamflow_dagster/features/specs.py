@@ -6,7 +6,7 @@ from the applied Feast objects, so they follow feature_repo/ without a copied li
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -89,3 +89,25 @@ def service_views(store: FeatureStore, service_name: str) -> list[ViewSpec]:
         view_spec(store, store.get_feature_view(projection.name), projection.features)
         for projection in service.feature_view_projections
     ]
+
+
+def union_views(store: FeatureStore, service_names: list[str]) -> list[ViewSpec]:
+    """The views of several services, each view once with every feature any of them selects.
+
+    What the training set stores so that every compared service's model trains on the same
+    rows: a view keeps its first service's position, features keep their first-seen order.
+    """
+    return merge_views([service_views(store, name) for name in service_names])
+
+
+def merge_views(view_lists: list[list[ViewSpec]]) -> list[ViewSpec]:
+    merged: dict[str, ViewSpec] = {}
+    for views in view_lists:
+        for view in views:
+            known = merged.get(view.name)
+            if known is None:
+                merged[view.name] = view
+                continue
+            extra = tuple(f for f in view.features if f not in known.features)
+            merged[view.name] = replace(known, features=known.features + extra)
+    return list(merged.values())

@@ -22,8 +22,14 @@ from ..platform.settings import FEATURE_REPO_DIR
 if TYPE_CHECKING:
     from feast import FeatureService, FeatureStore
 
-# The feature service the churn model is trained and served with (feature_repo/feature_services.py).
+# The seed's feature service (feature_repo/feature_services.py): what /features returns, and the
+# service of a model version that records none.
 FEATURE_SERVICE = "churn_v1"
+# The challenger service: churn_v1's features and the landing's other columns.
+CHALLENGER_FEATURE_SERVICE = "churn_v2"
+# The services every month trains a model on and compares on the same holdout; the first is
+# the incumbent, which another replaces only under the promotion rule (ml/services.py).
+COMPARED_FEATURE_SERVICES = (FEATURE_SERVICE, CHALLENGER_FEATURE_SERVICE)
 # Schema of Feast's SQL registry tables (feature_store.yaml sets it as their search_path).
 REGISTRY_SCHEMA = "feast_registry"
 # TLS when the server offers it, plain otherwise: the embedded server has no certificate, and

@@ -31,6 +31,17 @@ def build_args(first: str, last: str | None = None) -> list[str]:
     ]
 
 
+# Marts that other marts' unit tests read (their columns must exist): built empty.
+UNIT_TEST_PARENT_MARTS = ("subscriptions_profile_snapshots",)
+
+
 def unit_test_invocations() -> list[list[str]]:
-    """The staging views first (unit tests read their parents' columns), then every unit test."""
-    return [["run", "--select", "staging"], ["test", "--select", "test_type:unit"]]
+    """The unit tests' parents first (they read their columns), then every unit test.
+
+    Staging views, then the marts other marts read, built without rows (`--empty`).
+    """
+    return [
+        ["run", "--select", "staging"],
+        ["run", "--select", *UNIT_TEST_PARENT_MARTS, "--empty"],
+        ["test", "--select", "test_type:unit"],
+    ]

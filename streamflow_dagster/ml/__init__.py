@@ -9,6 +9,9 @@
 - `registry`: aliases `production` / `previous`, decision records, challenger and champion lookups
 - `promotion`: the champion/challenger decision, a pure function of recorded facts
 - `scoring`: batch scores of a month's users into scores.churn_scores, replaced atomically
+- `model_card`, `card_stats`: each version's card (description and model_card.md): intended
+  use, data, metrics with 95% intervals, metrics per segment, the promotion decision
+- `report_links`: http links between Dagster and MLflow, HTML reports logged to MLflow
 """
 
 import hashlib

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..landing.contract import NET_SERVICES
+from ..landing.contract import CONTRACT_TYPES, NET_SERVICES
 
 # The seed of the split and of both candidate models: same rows + same seed, same model.
 SEED = 42
@@ -15,7 +15,8 @@ LABEL = "churn_label"
 KEY_COLUMNS = ("as_of", "user_id")
 # Encoded inside the pipeline (one-hot over the contract's values), so the registered model
 # takes the raw feature; every other feature is a number or a boolean, fed as float64.
-CATEGORICAL_FEATURES = {"net_service": NET_SERVICES}
+# A model encodes those of its own features listed here (churn_v1: net_service only).
+CATEGORICAL_FEATURES = {"net_service": NET_SERVICES, "contract_type": CONTRACT_TYPES}
 # 20% of users are the holdout (metrics, checks, promotion), 20% validation (model choice and
 # threshold), 60% train. At 7,000 users and ~7% churn that leaves ~100 churners in each of
 # the holdout and validation sets: enough for AUC to be stable to about +-0.02.

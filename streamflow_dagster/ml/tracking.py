@@ -15,6 +15,7 @@ from pathlib import Path
 
 import mlflow
 import mlflow.sklearn
+import pandas as pd
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
@@ -60,8 +61,17 @@ def log_month(
     feature_service: str,
     dagster_run_id: str,
     workdir: Path,
+    extra_metrics: dict[str, float] | None = None,
+    extra_tags: dict[str, str] | None = None,
+    holdout_features: list[pd.DataFrame] | None = None,
 ) -> LoggedMonth:
-    """Log the month into the active MLflow run and register its model as a new version."""
+    """Log the month into the active MLflow run and register its model as a new version.
+
+    `extra_metrics` and `extra_tags` (the comparison of feature services) go on the run and,
+    for the tags, on the version; `holdout_features`: the holdout rows' columns of every
+    compared service's model, logged with the holdout so that any later champion, whatever
+    its service, is scored on exactly these rows.
+    """
     run = mlflow.active_run()
     if run is None:
         raise RuntimeError("log_month needs an active MLflow run (mlflow.start_run)")
@@ -81,6 +91,7 @@ def log_month(
         HOLDOUT_ROWS_METRIC: float(trained.split.rows["holdout"]),
         "train_seconds": trained.train_seconds,
         **{f"validation_auc.{name}": auc for name, auc in trained.validation_auc.items()},
+        **(extra_metrics or {}),
     }
     params = {**trained.params, "feature_service": feature_service, "as_of": as_of}
     client.log_batch(
@@ -88,10 +99,16 @@ def log_month(
         params=[Param(key, str(value)) for key, value in params.items()],
         tags=[
             RunTag(key, value)
-            for key, value in {**identity, "algorithm": trained.algorithm}.items()
+            for key, value in {
+                **identity,
+                "algorithm": trained.algorithm,
+                **(extra_tags or {}),
+            }.items()
         ],
     )
-    plots = _write_artifacts(workdir, trained, evaluation, as_of, feature_service)
+    plots = _write_artifacts(
+        workdir, trained, evaluation, as_of, feature_service, holdout_features or []
+    )
     client.log_artifacts(run_id, str(workdir / "artifacts"))
 
     example = trained.split.X_holdout.head(INPUT_EXAMPLE_ROWS)
@@ -126,6 +143,7 @@ def log_month(
             "algorithm": trained.algorithm,
             "threshold": f"{trained.threshold:.6f}",
             "holdout_auc": f"{evaluation.metrics['auc']:.6f}",
+            **(extra_tags or {}),
         },
     )
     number = str(version.version)
@@ -133,7 +151,12 @@ def log_month(
 
 
 def _write_artifacts(
-    workdir: Path, trained: TrainedModel, evaluation: Evaluation, as_of: str, service: str
+    workdir: Path,
+    trained: TrainedModel,
+    evaluation: Evaluation,
+    as_of: str,
+    service: str,
+    holdout_features: list[pd.DataFrame],
 ) -> dict[str, Path]:
     """Plots, the feature list and the holdout rows, under workdir/artifacts."""
     root = workdir / "artifacts"
@@ -150,12 +173,17 @@ def _write_artifacts(
             {
                 "feature_service": service,
                 "features": trained.features,
-                "encoded_in_pipeline": {k: list(v) for k, v in CATEGORICAL_FEATURES.items()},
+                "encoded_in_pipeline": {
+                    k: list(v) for k, v in CATEGORICAL_FEATURES.items() if k in trained.features
+                },
             },
             indent=2,
         )
     )
     holdout = trained.split.X_holdout.copy()
+    for other in holdout_features:  # same rows (same index): only the columns it adds
+        extra = [c for c in other.columns if c not in holdout.columns]
+        holdout[extra] = other.loc[holdout.index, extra]
     holdout.insert(0, "user_id", trained.split.holdout_users)
     holdout[LABEL] = trained.split.y_holdout
     (root / HOLDOUT_ARTIFACT).parent.mkdir(parents=True, exist_ok=True)

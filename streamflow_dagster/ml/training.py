@@ -54,8 +54,14 @@ HIST_GRADIENT_BOOSTING_PARAMS = {
 }
 
 
-def candidates(seed: int, train_rows: int | None = None) -> dict[str, Pipeline]:
-    """The candidate pipelines, in the order that breaks a validation tie."""
+def candidates(
+    seed: int, features: list[str] | None = None, train_rows: int | None = None
+) -> dict[str, Pipeline]:
+    """The candidate pipelines, in the order that breaks a validation tie.
+
+    `features`: the model's inputs, which say which categorical columns the pipeline encodes
+    (None: net_service only, the churn_v1 model's one categorical feature).
+    """
     models = {
         "hist_gradient_boosting": HistGradientBoostingClassifier(
             **HIST_GRADIENT_BOOSTING_PARAMS, random_state=seed
@@ -64,7 +70,9 @@ def candidates(seed: int, train_rows: int | None = None) -> dict[str, Pipeline]:
             **RANDOM_FOREST_PARAMS, max_samples=forest_max_samples(train_rows), random_state=seed
         ),
     }
-    return {name: Pipeline([("encode", encoder()), ("model", m)]) for name, m in models.items()}
+    return {
+        name: Pipeline([("encode", encoder(features)), ("model", m)]) for name, m in models.items()
+    }
 
 
 def forest_max_samples(train_rows: int | None) -> float | None:
@@ -74,12 +82,15 @@ def forest_max_samples(train_rows: int | None) -> float | None:
     return FOREST_ROWS_PER_TREE / train_rows
 
 
-def encoder() -> ColumnTransformer:
-    """One-hot net_service over the contract's values; every other feature passes through."""
-    names = list(CATEGORICAL_FEATURES)
+def encoder(features: list[str] | None = None) -> ColumnTransformer:
+    """One-hot the categorical features over the contract's values; the rest pass through."""
+    names = (
+        ["net_service"] if features is None else [n for n in CATEGORICAL_FEATURES if n in features]
+    )
     return ColumnTransformer(
         [
             (
+                # The transformer's name; "net_service" kept as the churn_v1 models have it.
                 "net_service",
                 OneHotEncoder(
                     categories=[list(CATEGORICAL_FEATURES[n]) for n in names],
@@ -118,7 +129,7 @@ def train(training_set: pd.DataFrame, features: list[str], seed: int = SEED) -> 
     split = split_month(training_set, features, seed)
     validation_auc, fit_seconds, fitted, val_probability = {}, {}, {}, {}
     with openmp_limited(), joblib.parallel_config(backend="threading", n_jobs=FOREST_FIT_JOBS):
-        for name, pipeline in candidates(seed, len(split.y_train)).items():
+        for name, pipeline in candidates(seed, list(features), len(split.y_train)).items():
             fit_started = time.perf_counter()
             fitted[name] = pipeline.fit(split.X_train, split.y_train)
             fit_seconds[name] = time.perf_counter() - fit_started

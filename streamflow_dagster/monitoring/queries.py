@@ -47,3 +47,38 @@ def scores_with_labels(conn: psycopg.Connection, as_of: date) -> pd.DataFrame:
         labels=sql.Identifier(*LABELS_TABLE),
     )
     return read_frame(conn, query, {"as_of": as_of})
+
+
+def served_features(conn: psycopg.Connection, as_of: date) -> tuple[pd.DataFrame, int]:
+    """The distinct (user_id, feature values) the API answered with from the month's online
+    features (user_id and a column per served feature), and how many of the month's logged
+    predictions carry no features (logged before the log recorded them)."""
+    from ..serving.predlog import SCHEMA, TABLE
+
+    empty = pd.DataFrame(columns=["user_id"])
+    if conn.execute("select to_regclass(%s)", (f"{SCHEMA}.{TABLE}",)).fetchone()[0] is None:
+        return empty, 0
+    month = sql.SQL("(features_as_of at time zone 'UTC')::date = %(as_of)s")
+    has_features = conn.execute(
+        "select 1 from information_schema.columns where table_schema = %s "
+        "and table_name = %s and column_name = 'features'",
+        (SCHEMA, TABLE),
+    ).fetchone()
+    if has_features is None:  # no API has started since the column was added
+        query = sql.SQL("select count(*) from {} where {}").format(
+            sql.Identifier(SCHEMA, TABLE), month
+        )
+        return empty, conn.execute(query, {"as_of": as_of}).fetchone()[0]
+    query = sql.SQL(
+        "select distinct user_id, features from {table} where {month} and features is not null"
+    ).format(table=sql.Identifier(SCHEMA, TABLE), month=month)
+    rows = conn.execute(query, {"as_of": as_of}).fetchall()
+    without = sql.SQL("select count(*) from {table} where {month} and features is null").format(
+        table=sql.Identifier(SCHEMA, TABLE), month=month
+    )
+    unrecorded = conn.execute(without, {"as_of": as_of}).fetchone()[0]
+    if not rows:
+        return empty, unrecorded
+    served = pd.DataFrame.from_records([features for _, features in rows])
+    served.insert(0, "user_id", [user for user, _ in rows])
+    return served, unrecorded

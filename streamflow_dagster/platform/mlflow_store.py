@@ -23,6 +23,10 @@ from .settings import MLFLOW_DB, Settings, load_settings
 # The experiment every month's training run is logged to; the registered model is separate
 # (models.registry.REGISTERED_MODEL).
 EXPERIMENT_NAME = "streamflow_churn"
+# The experiment tag MLflow's UI reads for an experiment's kind (server/js: ExperimentKind,
+# "mlflow.experimentKind"); without it MLflow 3 may open ours in its GenAI view (traces).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+CUSTOM_MODEL_DEVELOPMENT = "custom_model_development"
 # MLflow creates its tables (an Alembic migration) the first time a client opens an empty
 # database; two processes doing it at once collide, so the first opening holds this lock.
 _SCHEMA_LOCK_ID = 7_310_101
@@ -107,22 +111,30 @@ def initialize_schema(uri: str) -> None:
 
 
 def ensure_experiment(store: MlflowStore, name: str = EXPERIMENT_NAME) -> str:
-    """The experiment's id; created with its artifacts under the store's artifact root."""
+    """The experiment's id; created with its artifacts under the store's artifact root, and
+    tagged as model training (an experiment made before the tag existed gets it here)."""
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
     experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    location = (store.artifact_root / name).as_uri() if store.artifact_root else None
-    try:
-        return client.create_experiment(name, artifact_location=location)
-    except MlflowException:
-        experiment = client.get_experiment_by_name(name)  # created by a parallel run
-        if experiment is None:
-            raise
-        return experiment.experiment_id
+    if experiment is None:
+        location = (store.artifact_root / name).as_uri() if store.artifact_root else None
+        try:
+            return client.create_experiment(
+                name,
+                artifact_location=location,
+                tags={EXPERIMENT_KIND_TAG: CUSTOM_MODEL_DEVELOPMENT},
+            )
+        except MlflowException:
+            experiment = client.get_experiment_by_name(name)  # created by a parallel run
+            if experiment is None:
+                raise
+    if experiment.tags.get(EXPERIMENT_KIND_TAG) != CUSTOM_MODEL_DEVELOPMENT:
+        client.set_experiment_tag(
+            experiment.experiment_id, EXPERIMENT_KIND_TAG, CUSTOM_MODEL_DEVELOPMENT
+        )
+    return experiment.experiment_id
 
 
 def prepare_store(store: MlflowStore, experiment: str = EXPERIMENT_NAME) -> str:

@@ -18,6 +18,7 @@ FEATURE_REPO_DIR = PROJECT_ROOT / "feature_repo"
 WAREHOUSE_DB = "streamflow"  # raw, staging, marts, Feast offline/online tables
 MLFLOW_DB = "mlflow"  # MLflow tracking and registry: its own database
 DEFAULT_UI_URL = "http://127.0.0.1:3000"  # where `dagster dev` serves the UI by default
+DEFAULT_MLFLOW_UI_URL = "http://127.0.0.1:5000"  # where `streamflow model ui` serves MLflow's UI
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,8 @@ class Settings:
     landing_dir: Path
     database_url: str | None  # None: use the embedded server
     mlflow_tracking_uri: str | None
-    ui_url: str = DEFAULT_UI_URL  # alerts link to <ui_url>/runs/<run_id>
+    ui_url: str = DEFAULT_UI_URL  # the Dagster UI: alerts and MLflow link to <ui_url>/runs/<id>
+    mlflow_ui_url: str = DEFAULT_MLFLOW_UI_URL  # Dagster metadata links to runs and versions
     # Alert sinks besides the ops.alerts table: set means on. The webhook URL and the Slack
     # token are secrets; resources receive them through dg.EnvVar, never these values.
     alert_webhook_url: str | None = None
@@ -71,7 +73,15 @@ def load_settings() -> Settings:
         landing_dir=Path(landing).expanduser().resolve() if landing else home / "landing",
         database_url=os.environ.get("STREAMFLOW_DATABASE_URL") or None,
         mlflow_tracking_uri=os.environ.get("MLFLOW_TRACKING_URI") or None,
-        ui_url=(os.environ.get("STREAMFLOW_UI_URL") or DEFAULT_UI_URL).rstrip("/"),
+        # STREAMFLOW_UI_URL is the earlier name of STREAMFLOW_DAGSTER_UI_URL, still honoured.
+        ui_url=(
+            os.environ.get("STREAMFLOW_DAGSTER_UI_URL")
+            or os.environ.get("STREAMFLOW_UI_URL")
+            or DEFAULT_UI_URL
+        ).rstrip("/"),
+        mlflow_ui_url=(os.environ.get("STREAMFLOW_MLFLOW_UI_URL") or DEFAULT_MLFLOW_UI_URL).rstrip(
+            "/"
+        ),
         alert_webhook_url=os.environ.get("STREAMFLOW_ALERT_WEBHOOK_URL") or None,
         slack_token=os.environ.get("STREAMFLOW_SLACK_TOKEN") or None,
         slack_channel=os.environ.get("STREAMFLOW_SLACK_CHANNEL") or None,

@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import Body, FastAPI, Header, Path, Request
+from fastapi import Body, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .docs import serve_docs
 from .engine import Answer, ModelUnavailable, OnlineStoreUnavailable, ServingBug
 from .http_methods import HeadAsGet, allow_header
+from .reasons import ExplanationOut, explanations
 from .service import Service
 from .split import PRODUCTION, Split
 
@@ -42,6 +43,17 @@ MAX_USERS_PER_REQUEST = 256
 # port anyway (then /ready says what is still missing). Loading and verifying a model takes
 # a few seconds; a registry that does not answer fails fast.
 STARTUP_WAIT_S = 120.0
+# Decimals of a probability (and the threshold) in an answer: 1e-4 is finer than any
+# calibration a churn model has; `prediction` compares the unrounded probability.
+PROBABILITY_DECIMALS = 4
+
+Explain = Annotated[
+    bool,
+    Query(
+        description="Also return the prediction's top feature contributions (tree models): "
+        "exact path contributions that add up, with `base_value`, to the model's raw output"
+    ),
+]
 
 UserId = Annotated[
     str,
@@ -58,11 +70,22 @@ UserId = Annotated[
 class PredictionOut(BaseModel):
     user_id: str
     prediction: int = Field(description="1: predicted to churn in the month after `as_of`")
-    churn_probability: float
+    churn_probability: float = Field(description="Rounded to 4 decimals")
     model_version: int
-    features_used: dict[str, Any] = Field(description="The 14 feature values the model read")
+    features_used: dict[str, Any] = Field(
+        description="The feature values the model read: its feature service's (14 for churn_v1)"
+    )
     as_of: str | None = Field(description="AS_OF of the online features")
+    decision_threshold: float | None = Field(
+        description="`prediction` is 1 when the (unrounded) probability is at least this"
+    )
+    model_as_of: str | None = Field(description="AS_OF of the month the model was trained on")
+    feature_service: str = Field(
+        description="The Feast feature service the model was trained with, and read through",
+        examples=["churn_v1", "churn_v2"],
+    )
     variant: str | None = Field(None, description="A/B variant, present while a split is active")
+    explanation: ExplanationOut | None = Field(None, description="With `explain=true` only")
 
 
 class MissingOut(BaseModel):
@@ -90,6 +113,7 @@ class BatchIn(BaseModel):
     user_ids: list[
         Annotated[str, Field(min_length=1, max_length=MAX_USER_ID_LENGTH, pattern=USER_ID_PATTERN)]
     ] = Field(min_length=1, max_length=MAX_USERS_PER_REQUEST)
+    explain: bool = Field(False, description="As the `explain` query parameter")
 
 
 class BatchOut(BaseModel):
@@ -215,11 +239,12 @@ def create_app(service: Service, startup_wait_s: float = STARTUP_WAIT_S) -> Fast
         responses={**missing, **failures},
         summary="Churn prediction for one user with the Production model",
     )
-    async def predict_one(user_id: UserId) -> JSONResponse:
+    async def predict_one(user_id: UserId, explain: Explain = False) -> JSONResponse:
         answer = (await _lookup(service, [user_id], predict=True))[user_id]
         if answer.scored is None:
             return _missing(answer, service.engine.snapshot_as_of)
-        return JSONResponse(_prediction(user_id, answer, service.split.active))
+        reasons = explanations({user_id: answer}) if explain else {}
+        return JSONResponse(_prediction(user_id, answer, service.split.active, reasons))
 
     @app.post(
         "/predict",
@@ -227,9 +252,10 @@ def create_app(service: Service, startup_wait_s: float = STARTUP_WAIT_S) -> Fast
         responses=failures,
         summary="Churn predictions for a list of users",
     )
-    async def predict_many(batch: BatchIn) -> JSONResponse:
+    async def predict_many(batch: BatchIn, explain: Explain = False) -> JSONResponse:
         answers = await _lookup(service, batch.user_ids, predict=True)
         active = service.split.active
+        reasons = explanations(answers) if explain or batch.explain else {}
         predictions, missing_users = [], []
         for user_id in dict.fromkeys(batch.user_ids):
             answer = answers[user_id]
@@ -238,7 +264,7 @@ def create_app(service: Service, startup_wait_s: float = STARTUP_WAIT_S) -> Fast
                     {"user_id": user_id, **_missing_body(answer, service.engine.snapshot_as_of)}
                 )
             else:
-                predictions.append(_prediction(user_id, answer, active))
+                predictions.append(_prediction(user_id, answer, active, reasons))
         return JSONResponse({"predictions": predictions, "missing": missing_users})
 
     # Empty ids are malformed requests (422), not unknown routes.
@@ -304,17 +330,24 @@ async def _empty_id() -> JSONResponse:
     return JSONResponse({"error": "Invalid user_id: it is empty"}, status_code=422)
 
 
-def _prediction(user_id: str, answer: Answer, split_active: bool) -> dict:
+def _prediction(user_id: str, answer: Answer, split_active: bool, reasons: dict) -> dict:
+    scorer = answer.model.scorer
+    threshold = scorer.threshold
     body = {
         "user_id": user_id,
         "prediction": answer.scored.prediction,
-        "churn_probability": answer.scored.churn_probability,
+        "churn_probability": round(answer.scored.churn_probability, PROBABILITY_DECIMALS),
         "model_version": answer.model_version,
         "features_used": answer.features.values,
         "as_of": _as_of(answer),
+        "decision_threshold": None if threshold is None else round(threshold, PROBABILITY_DECIMALS),
+        "model_as_of": scorer.trained_as_of,
+        "feature_service": answer.feature_service,
     }
     if split_active:
         body["variant"] = answer.variant
+    if user_id in reasons:
+        body["explanation"] = reasons[user_id]
     return body
 
 

@@ -57,6 +57,7 @@ class CompiledModel:
     right: np.ndarray
     is_leaf: np.ndarray
     value: np.ndarray
+    cover: np.ndarray  # training samples (a forest: their bootstrap weight) reaching each node
     roots: np.ndarray  # each tree's root node
     levels: int  # the deepest leaf's depth: that many steps reach every leaf
     baseline: float  # gradient boosting's start value; 0.0 for a forest
@@ -137,6 +138,7 @@ def _boosting(columns, classifier: HistGradientBoostingClassifier) -> CompiledMo
         right=nodes["right"],
         is_leaf=nodes["is_leaf"],
         value=nodes["value"],
+        cover=nodes["count"],
         levels=int(nodes["depth"].max()),
         baseline=float(np.asarray(classifier._baseline_prediction).ravel()[0]),
         link_inverse=classifier._loss.link.inverse,
@@ -165,6 +167,7 @@ def _forest(columns, forest: RandomForestClassifier) -> CompiledModel | None:
         right=np.maximum(stacked("children_right"), 0),
         is_leaf=left < 0,
         value=np.concatenate([tree.value[:, 0, 1] for tree in trees]),
+        cover=stacked("weighted_n_node_samples"),
         levels=max(tree.max_depth for tree in trees),
         baseline=0.0,
         link_inverse=None,
@@ -185,6 +188,7 @@ def _stacked(columns, sizes: list[int], **arrays) -> CompiledModel:
         right=arrays["right"].astype(np.intp) + shift,
         is_leaf=arrays["is_leaf"].astype(bool),
         value=arrays["value"].astype(np.float64),
+        cover=arrays["cover"].astype(np.float64),
         roots=offsets,
         levels=arrays["levels"],
         baseline=arrays["baseline"],

@@ -24,8 +24,9 @@ from threadpoolctl import threadpool_limits
 
 from ..features.online import online_month
 from ..features.online_read import OnlineReader, UserFeatures
+from ..features.store import FEATURE_SERVICE
 from .errors import is_store_outage, reason
-from .model_slots import ModelSlots
+from .model_slots import LoadedModel, ModelSlots
 from .predict import Scored
 from .split import CHALLENGER, PRODUCTION, Split
 
@@ -61,6 +62,8 @@ class Answer:
     model_version: int | None = None
     scored: Scored | None = None
     model_alias: str | None = None
+    model: LoadedModel | None = None  # what scored it (its threshold, month, explainer)
+    feature_service: str | None = None  # the service the answering model was trained with
 
 
 @dataclass
@@ -84,7 +87,8 @@ class Engine:
         self.database_url = database_url
         self._make_reader, self.slots, self._split = make_reader, slots, split
         self._record, self._observe_store = record, observe_store
-        self._reader: OnlineReader | None = None
+        self._reader: OnlineReader | None = None  # every applied service's features
+        self._service_readers: dict[tuple[str, ...], OnlineReader] = {}
         # The month the online store holds, read when a request names a user it does not hold
         # (their 404 says which snapshot they are missing from).
         self.snapshot_as_of: date | None = None
@@ -148,9 +152,14 @@ class Engine:
 
     def _serve(self, jobs: list[_Job]) -> None:
         ids = list(dict.fromkeys(user for job in jobs for user in job.user_ids))
+        predict_jobs = [job for job in jobs if job.predict]
+        # The models answering this batch, taken once: the features read are theirs even if
+        # a promotion swaps a model meanwhile.
+        models = {v: self.slots.model(v) for v in (PRODUCTION, CHALLENGER)} if predict_jobs else {}
         try:
-            features = self._read(ids)
-            scored = self._score(features, [job for job in jobs if job.predict])
+            services = self._services(len(predict_jobs) < len(jobs), models)
+            features = self._read(ids, services)
+            scored = self._score(features, predict_jobs, models)
         except (OnlineStoreUnavailable, ModelUnavailable) as error:
             for job in jobs:
                 _resolve(job, error=error)
@@ -164,7 +173,8 @@ class Engine:
         now = datetime.now(UTC)
         for job in jobs:
             answers = {
-                user: (scored.get(user) if job.predict else None) or Answer(features[user])
+                user: (scored.get(user) if job.predict else None)
+                or Answer(self._default_features(features[user]))
                 for user in job.user_ids
             }
             # One log row per prediction in this request's answer (its users once each, as
@@ -172,7 +182,20 @@ class Engine:
             rows = [_log_row(now, user, answers[user]) for user in answers if answers[user].scored]
             _resolve(job, result=answers, on_answered=lambda rows=rows: self._record(rows))
 
-    def _read(self, ids: list[str]) -> dict[str, UserFeatures]:
+    @staticmethod
+    def _services(features_only: bool, models: dict) -> list[str]:
+        """The feature services a batch reads: the seed's for /features, the answering
+        models' for predictions (production's and, when loaded, the challenger's)."""
+        services = [FEATURE_SERVICE] if features_only else []
+        services += [loaded.scorer.feature_service for loaded in models.values() if loaded]
+        return sorted(set(services))
+
+    def _default_features(self, found: UserFeatures) -> UserFeatures:
+        """What /features returns: the seed service's features (DESIGN's 14)."""
+        names = self._reader.service_features.get(FEATURE_SERVICE) if self._reader else None
+        return found.only(names) if names else found
+
+    def _read(self, ids: list[str], services: list[str]) -> dict[str, UserFeatures]:
         started = time.perf_counter()
         if self._reader is None:
             try:
@@ -183,9 +206,10 @@ class Engine:
                 raise OnlineStoreUnavailable(
                     f"feature service unavailable: {reason(error)}"
                 ) from None
+        reader = self._reader_of(services)
         try:
             conn = self._connected()
-            result = self._reader.read(conn, ids)
+            result = reader.read(conn, ids)
             if any(not found.values for found in result.values()):
                 self.snapshot_as_of = online_month(conn)
         except psycopg.Error as error:
@@ -196,29 +220,50 @@ class Engine:
         self._observe_store(time.perf_counter() - started)
         return result
 
-    def _score(self, features: dict[str, UserFeatures], jobs: list[_Job]) -> dict[str, Answer]:
+    def _reader_of(self, services: list[str]) -> OnlineReader:
+        """The reader of these services' views only (a v1 model reads v1's four views)."""
+        known = self._reader.service_features
+        if not services or any(service not in known for service in services):
+            return self._reader  # every applied service's features: whatever a model needs
+        key = tuple(services)
+        if key not in self._service_readers:
+            self._service_readers[key] = self._reader.for_services(services)
+        return self._service_readers[key]
+
+    def _score(
+        self, features: dict[str, UserFeatures], jobs: list[_Job], models: dict
+    ) -> dict[str, Answer]:
         if not jobs:
             return {}
         split = self._split()
-        production = self.slots.model(PRODUCTION)
-        if production is None:
+        if models.get(PRODUCTION) is None:
             state = self.slots.states[PRODUCTION]
             reason = state.error or self.slots.registry_error or "still loading"
             raise ModelUnavailable(f"no production model loaded: {reason}")
         by_variant: dict[str, list[str]] = {}
+        answers, model_features = {}, {}
         for user in dict.fromkeys(u for job in jobs for u in job.user_ids):
-            if features[user].complete:
-                variant = split.variant(user)
-                if variant == CHALLENGER and self.slots.model(CHALLENGER) is None:
-                    variant = PRODUCTION  # challenger not loaded (yet): production answers
+            variant = split.variant(user)
+            if variant == CHALLENGER and models.get(CHALLENGER) is None:
+                variant = PRODUCTION  # challenger not loaded (yet): production answers
+            # The features of the model's own service: those it needs, in its order.
+            model_features[user] = features[user].only(models[variant].scorer.features)
+            if model_features[user].complete:
                 by_variant.setdefault(variant, []).append(user)
-        answers = {}
+            else:  # answered 404 with the features this model misses
+                answers[user] = Answer(model_features[user])
         for variant, users in by_variant.items():
-            loaded = self.slots.model(variant)
-            results = loaded.scorer.score([features[u].values for u in users])
+            loaded = models[variant]
+            results = loaded.scorer.score([model_features[u].values for u in users])
             for user, result in zip(users, results, strict=True):
                 answers[user] = Answer(
-                    features[user], variant, loaded.version, result, loaded.alias
+                    model_features[user],
+                    variant,
+                    loaded.version,
+                    result,
+                    loaded.alias,
+                    loaded,
+                    loaded.scorer.feature_service,
                 )
         return answers
 
@@ -254,6 +299,7 @@ def _log_row(now: datetime, user: str, answer: Answer) -> tuple:
         answer.scored.churn_probability,
         bool(answer.scored.prediction),
         answer.features.event_ts,
+        answer.features.values,  # what the answer used, for the serving_skew monitor
     )
 
 

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..features.store import FEATURE_SERVICE
 from ..ml.dataset import CATEGORICAL_FEATURES, model_input
 from .compiled import CompiledModel, compile_model, verify
 from .errors import reason
+from .explain import Contributions, Explainer, make_explainer
 
 log = logging.getLogger("streamflow.serve")
 
@@ -41,11 +43,34 @@ class Scored:
     prediction: int  # 1: the user is predicted to churn in the month after the features' AS_OF
 
 
+# Why a model has no explanations (the answer says it instead of contributions).
+NOT_EXPLAINED = (
+    "explanations are computed for the two tree model kinds (hist_gradient_boosting, "
+    "random_forest) once their compiled form is verified; this version is served by "
+    "scikit-learn's own path"
+)
+
+
 @dataclass(frozen=True)
 class Scorer:
     model: object
     features: list[str]  # the model's input columns, in its order
     compiled: CompiledModel | None  # verified fast path, or None
+    trained_as_of: str | None = None  # AS_OF of the month the version was trained on
+    explainer: Explainer | None = None  # exact path contributions (a verified tree model)
+
+    @property
+    def threshold(self) -> float | None:
+        """The probability at or above which `prediction` is 1 (None: the model's own rule)."""
+        threshold = getattr(self.model, "threshold", None)
+        return threshold if isinstance(threshold, float) else None
+
+    def explain(self, rows: Sequence[Row]) -> Contributions:
+        if self.explainer is None:
+            raise LookupError(NOT_EXPLAINED)
+        return self.explainer.contributions(rows)
+
+    feature_service: str = FEATURE_SERVICE  # the service the model was trained with
 
     def score(self, rows: Sequence[Row]) -> list[Scored]:
         """The model's probability and label for each row of feature values, in order."""
@@ -65,28 +90,37 @@ class Scorer:
         return model_input(records, self.features)
 
 
-def make_scorer(model, features: list[str], sample_rows: Sequence[Row]) -> Scorer:
-    """A scorer for `model`, on the compiled path if it is exact on the sample and edge rows."""
+def make_scorer(
+    model, features: list[str], sample_rows: Sequence[Row], trained_as_of: str | None = None
+) -> Scorer:
+    """A scorer for `model`, on the compiled path if it is exact on the sample and edge rows.
+
+    The compiled form, once verified, also gives the explanations (same trees, same walk).
+    """
     try:
         compiled = compile_model(model)
         rows = [*sample_rows[:MAX_VERIFY_ROWS], *edge_rows(features, sample_rows[:1])]
         verified = (
             compiled is not None and bool(sample_rows) and verify(compiled, model, features, rows)
         )
+        explainer = make_explainer(compiled, features) if verified else None
+        if explainer is not None and not explainer.adds_up(rows, compiled.probability(rows)):
+            log.warning("explanations do not add up to this model's output: none are given")
+            explainer = None
     except COMPILE_ERRORS as error:
         log.warning(
             f"compiled path failed on this model ({reason(error, with_type=True)}): "
             "scikit-learn's own predict_proba serves it (a scikit-learn upgrade may have "
             "changed the fitted attributes serving/compiled.py reads)"
         )
-        return Scorer(model, features, None)
+        return Scorer(model, features, None, trained_as_of)
     if compiled is None:
         log.info("model shape not compiled: scikit-learn's own predict_proba serves it")
-        return Scorer(model, features, None)
+        return Scorer(model, features, None, trained_as_of)
     if not verified:
         log.warning("compiled path not verified on this model: scikit-learn's path serves it")
-        return Scorer(model, features, None)
-    return Scorer(model, features, compiled)
+        return Scorer(model, features, None, trained_as_of)
+    return Scorer(model, features, compiled, trained_as_of, explainer)
 
 
 def edge_rows(features: list[str], base: Sequence[Row]) -> list[dict]:

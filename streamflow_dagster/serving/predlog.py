@@ -10,7 +10,9 @@ spool file under $STREAMFLOW_HOME/serving (serving.spool) and the next API start
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from .errors import reason
 from .spool import Spool
@@ -34,13 +37,19 @@ COLUMNS = (
     "churn_probability",
     "prediction",
     "features_as_of",
+    "features",
 )
+# `features` (the feature values the answer used, as JSON) came after the first release: a
+# table made before it gets the column added (NULL for its old rows), never recreated.
 DDL = sql.SQL(
     "create table if not exists {} (predicted_at timestamptz not null, user_id text not null, "
     "variant text not null, model_alias text not null, model_version integer not null, "
     "churn_probability double precision not null, prediction boolean not null, "
-    "features_as_of timestamptz)"
+    "features_as_of timestamptz, features jsonb)"
 ).format(sql.Identifier(SCHEMA, TABLE))
+ADDED_COLUMNS = sql.SQL("alter table {} add column if not exists features jsonb").format(
+    sql.Identifier(SCHEMA, TABLE)
+)
 # A second of predictions per COPY: at a few thousand rows/s, one short transaction a second.
 FLUSH_SECONDS = 1.0
 # About 100 MB of rows at most while the database is away (a few minutes at full load).
@@ -54,11 +63,21 @@ def ensure_table(conn: psycopg.Connection) -> None:
         conn.execute("select pg_advisory_xact_lock(%s)", (_DDL_LOCK_ID,))
         conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(SCHEMA)))
         conn.execute(DDL)
+        if not _has_column(conn, "features"):  # ALTER locks the table: only when needed
+            conn.execute(ADDED_COLUMNS)
         conn.execute(
             sql.SQL("create index if not exists {} on {} (predicted_at)").format(
                 sql.Identifier(f"{TABLE}_predicted_at"), sql.Identifier(SCHEMA, TABLE)
             )
         )
+
+
+def _has_column(conn: psycopg.Connection, column: str) -> bool:
+    query = (
+        "select 1 from information_schema.columns "
+        "where table_schema = %s and table_name = %s and column_name = %s"
+    )
+    return conn.execute(query, (SCHEMA, TABLE, column)).fetchone() is not None
 
 
 class PredictionLog:
@@ -97,6 +116,8 @@ class PredictionLog:
     def start(self) -> None:
         if self._spool is not None:
             rows, self._replaying = self._spool.claim()
+            # Rows spooled by a release before a column was added: NULL for the new columns.
+            rows = [(*row, *(None,) * (len(COLUMNS) - len(row))) for row in rows]
             if rows:
                 self._rows.extendleft(reversed(rows))  # older than anything answered now
                 log.info(f"prediction log: {len(rows)} spooled rows to write ({self._replaying})")
@@ -159,7 +180,7 @@ class PredictionLog:
                 ) as copy,
             ):
                 for row in batch:
-                    copy.write_row(row)
+                    copy.write_row(_database_row(row))
         except psycopg.Error as error:
             self._rows.extendleft(reversed(batch))  # back in front, in order
             self.last_error = reason(error)
@@ -179,3 +200,20 @@ class PredictionLog:
             self._conn = psycopg.connect(self.database_url, connect_timeout=2)
             ensure_table(self._conn)
         return self._conn
+
+
+def _database_row(row: tuple) -> tuple:
+    """The row as COPY takes it: the features as JSONB (None for a row without them)."""
+    *columns, features = row
+    return (*columns, None if features is None else Jsonb(features, dumps=_features_json))
+
+
+def _features_json(values: dict) -> str:
+    # JSON has no NaN or infinity (PostgreSQL's jsonb rejects them, and would then refuse the
+    # whole batch on every retry): an unset value is null, as the online store's empty Value.
+    # A type JSON lacks (a date, a decimal) is logged as its text, not left out.
+    plain = {
+        name: None if isinstance(value, float) and not math.isfinite(value) else value
+        for name, value in values.items()
+    }
+    return json.dumps(plain, default=str)

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 from ..features.online_read import OnlineReader
@@ -27,12 +28,19 @@ log = logging.getLogger("streamflow.serve")
 
 
 def feature_reader(database_url: str) -> OnlineReader:
-    """The direct reader of the churn feature service, as applied in Feast's registry."""
-    from ..features.specs import service_views
+    """The direct reader of every feature service applied in Feast's registry (churn_v1
+    first): a model reads the views of the service it was trained with (`for_services`)."""
+    from ..features.specs import merge_views, service_views
     from ..features.store import FEATURE_SERVICE, feature_store
 
     store = feature_store(database_url)
-    return OnlineReader(service_views(store, FEATURE_SERVICE), store.config.online_store.db_schema)
+    applied = sorted(s.name for s in store.list_feature_services() if s.name != FEATURE_SERVICE)
+    views = {name: service_views(store, name) for name in [FEATURE_SERVICE, *applied]}
+    return OnlineReader(
+        merge_views(list(views.values())),
+        store.config.online_store.db_schema,
+        {name: [f for view in specs for f in view.feature_names] for name, specs in views.items()},
+    )
 
 
 class MlflowAliases:
@@ -59,20 +67,31 @@ class MlflowAliases:
         return int(version.version) if version else None
 
     def load(self, version: int) -> Scorer:
-        """The version's model, verified on its holdout rows for the compiled path."""
+        """The version's model, verified on its holdout rows for the compiled path, with the
+        feature service it was trained with (its tag; churn_v1 for a version without one)."""
+        from ..features.store import FEATURE_SERVICE
         from ..ml.dataset import model_features
-        from ..ml.registry import get_version, load_holdout, load_version
+        from ..ml.registry import (
+            AS_OF_TAG,
+            FEATURE_SERVICE_TAG,
+            get_version,
+            load_holdout,
+            load_version,
+        )
 
         model = load_version(self.client(), version)
         features = model_features(model)
+        registered = get_version(self.client(), version)
+        service = registered.tags.get(FEATURE_SERVICE_TAG) or FEATURE_SERVICE
         try:
-            holdout = load_holdout(self.client(), get_version(self.client(), version))
+            holdout = load_holdout(self.client(), registered)
             rows = holdout[features].astype(object).where(holdout[features].notna(), None)
             sample = rows.to_dict("records")
         except LookupError as error:  # no holdout logged: scikit-learn's path serves it
             log.warning(f"v{version}: {error}")
             sample = []
-        return make_scorer(model, features, sample)
+        scorer = make_scorer(model, features, sample, registered.tags.get(AS_OF_TAG))
+        return replace(scorer, feature_service=service)
 
 
 class Service:

@@ -45,6 +45,20 @@ MART_COLUMNS = {
         "support_tickets_90d": "bigint",
         "ticket_avg_resolution_hrs_90d": "double precision",
     },
+    "customer_profile_snapshots": {
+        "contract_type": "text",
+        "add_on_security": "boolean",
+        "add_on_backup": "boolean",
+        "add_on_device_protect": "boolean",
+        "add_on_support": "boolean",
+        "user_is_senior": "boolean",
+        "has_family": "boolean",
+        "has_dependents": "boolean",
+        "total_paid": "double precision",
+        "add_on_count": "bigint",
+        "paid_per_month_active": "double precision",
+        "fee_above_average": "double precision",
+    },
     "churn_labels": {"churn_label": "boolean"},
 }
 # Landing file(s) each mart is made of in the demo data.
@@ -53,8 +67,10 @@ MART_FILES = {
     "usage_agg_30d_snapshots": ("usage_agg_30d.csv",),
     "payments_agg_90d_snapshots": ("payments_agg_90d.csv",),
     "support_agg_90d_snapshots": ("support_agg_90d.csv",),
+    "customer_profile_snapshots": ("subscriptions.csv", "users.csv"),
     "churn_labels": ("labels.csv",),
 }
+ADD_ONS = ["add_on_security", "add_on_backup", "add_on_device_protect", "add_on_support"]
 
 
 def create_marts(conn: psycopg.Connection) -> None:
@@ -98,7 +114,21 @@ def load_landing_month(conn: psycopg.Connection, folder: Path, as_of: str) -> No
         for extra in files[1:]:
             frame = frame.merge(pd.read_csv(folder / extra), on="user_id", how="left")
         frame.insert(1, "as_of", as_of)
+        if table == "customer_profile_snapshots":
+            frame = with_derived_customer_features(frame)
         insert_rows(conn, table, frame[["user_id", "as_of", *MART_COLUMNS[table]]])
+
+
+def with_derived_customer_features(frame: pd.DataFrame) -> pd.DataFrame:
+    """customer_profile_snapshots' derived columns, as its dbt model computes them (the dbt
+    unit tests pin that SQL; the demo's landing files hold booleans as true/false text)."""
+    flags = frame[ADD_ONS].astype(str).apply(lambda c: c.str.lower().isin(["true", "yes", "1"]))
+    frame[ADD_ONS] = flags
+    frame["add_on_count"] = flags.sum(axis=1)
+    tenure = frame["months_active"].where(frame["months_active"] > 0)
+    frame["paid_per_month_active"] = frame["total_paid"] / tenure
+    frame["fee_above_average"] = frame["monthly_fee"] - frame["paid_per_month_active"]
+    return frame
 
 
 @pytest.fixture

@@ -112,9 +112,11 @@ def test_dbt_unit_tests_pass(database_url):
             text=True,
         )
         assert done.returncode == 0, done.stdout[-3000:]
-    # All three ran and passed (staging no longer rewrites categories: ingestion stores the
-    # canonical spelling, landing/contract.py, so its two cleaning tests went with the macro).
-    assert "PASS=3 " in done.stdout
+    # All five ran and passed: churn_labels' and subscriptions_profile's three, and
+    # customer_profile's two (churn_v2's derived features). Staging no longer rewrites
+    # categories (ingestion stores the canonical spelling, landing/contract.py), so its two
+    # cleaning tests went with the macro.
+    assert "PASS=5 " in done.stdout
 
 
 def test_high_reject_rate_stops_the_month_before_the_marts(graph, tmp_path):

@@ -223,7 +223,7 @@ def test_online_features_asset_newest_month_wins_in_any_order(demo_marts):
     instance = dg.DagsterInstance.ephemeral()
     applied = dg.materialize([feast_registry], instance=instance, resources=resources)
     metadata = applied.asset_materializations_for_node("feast_registry")[0].metadata
-    assert metadata["feature_count"].value == 14
+    assert metadata["feature_count"].value == 26  # churn_v1's 14 + customer_profile_fv's 12
 
     results = {}
     for month in (months[2], months[0]):

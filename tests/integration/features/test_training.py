@@ -100,17 +100,19 @@ def test_training_set_equals_an_independent_as_of_join(demo_marts):
     assert training.set_index("user_id").loc[missing, "watch_hours_30d"].isna().all()
 
 
-def test_sql_path_equals_feast_get_historical_features(demo_marts):
+@pytest.mark.parametrize("service", [FEATURE_SERVICE, "churn_v2"])
+def test_sql_path_equals_feast_get_historical_features(demo_marts, service):
     url, months = demo_marts
     drop_from_mart(url, "support_agg_90d_snapshots", months[2], 7)
+    drop_from_mart(url, "customer_profile_snapshots", months[2], 3)
     prepare_feature_database(url)
     store = feature_store(url)
     apply_repo(store, FEATURE_REPO_DIR)
-    views = service_views(store, FEATURE_SERVICE)
-    names = feature_names(store)
+    views = service_views(store, service)
+    names = feature_names(store, service)
     with psycopg.connect(url) as conn:
         via_feast = historical_features_via_feast(
-            store, conn, views, FEATURE_SERVICE, date.fromisoformat(months[2])
+            store, conn, views, service, date.fromisoformat(months[2])
         )
         via_sql = read_frame(
             conn, point_in_time_query(views), query_params(date.fromisoformat(months[2]))
@@ -204,4 +206,5 @@ def test_feature_assets_load_into_the_definitions_with_their_lineage():
         "usage_agg_30d_snapshots",
         "payments_agg_90d_snapshots",
         "support_agg_90d_snapshots",
+        "customer_profile_snapshots",
     }

@@ -89,6 +89,8 @@ def test_three_months_through_the_model_assets(stack):
     assert {(c.passed, c.severity) for c in model_checks} == {(False, dg.AssetCheckSeverity.WARN)}
     no_model_run = next(r for r in runs if r.data.tags["as_of"] == months[2])
     assert no_model_run.data.tags["outcome"] == "no model"
+    assert no_model["mlflow_run_url"].startswith("http")  # its run, linked all the same
+    assert f"/runs/{no_model_run.info.run_id}?" in no_model["mlflow_run_url"]
 
     # Promotion happened once at least; scores cover every user of every month.
     production = alias_version(client, PRODUCTION_ALIAS)
@@ -111,6 +113,8 @@ def test_three_months_through_the_model_assets(stack):
             (months[2],),
         ).fetchall()
     assert newest_versions == [(int(production.version),)]
+    scored_by = metadata(results[2], "churn_scores")["model_version_url"]
+    assert f"/models/streamflow_churn/versions/{production.version}?" in scored_by
 
     # Re-materializing a month replaces it and leaves the others as they were.
     again = materialize(stack, months[1], selection=["churn_scores"])

@@ -15,6 +15,7 @@ import pytest
 from dagster._core.definitions.partitions.context import partition_loading_context
 from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
 
+from streamflow_dagster.defs.calibration import CALIBRATION_CHECK
 from streamflow_dagster.defs.checks import STOPPED_BY_CHECKS
 from streamflow_dagster.defs.features import FEATURE_ASSETS
 from streamflow_dagster.defs.models import (
@@ -85,7 +86,7 @@ def checks(result) -> dict:
     return {c.check_name: c for c in result.get_asset_check_evaluations()}
 
 
-def test_drift_flags_the_shifted_month_and_not_a_stable_one(stack):
+def test_drift_flags_the_shifted_month_and_not_a_stable_one(stack, tmp_path):
     # The first month: nothing before it, and the Production model was trained on it.
     first = materialize(stack, MAY, ["feature_drift"])
     assert first.success
@@ -137,10 +138,46 @@ def test_drift_flags_the_shifted_month_and_not_a_stable_one(stack):
 
     report = Path(meta["report"])
     assert report.name == f"{JULY}.html" and report.parent.name == "drift"
-    assert report.parent.parent.name == "reports" and meta["report_url"] == report.as_uri()
+    assert report.parent.parent.name == "reports"
     page = report.read_text()
     assert "Feature drift for 2024-07-31" in page and "watch_hours_30d" in page
     assert page.count("data:image/png;base64,") >= 6  # 2 PSI charts + distributions
+    assert_report_over_http(stack, meta, page, tmp_path)
+    for result in (first, stable, shifted):
+        for event in result.get_asset_materialization_events():
+            for key, value in event.materialization.metadata.items():
+                assert "file://" not in str(value.value), key
+
+
+def assert_report_over_http(stack, meta: dict, page: str, tmp_path: Path) -> None:
+    """The report link opens MLflow's artifact page of a monitoring run holding the report,
+    and a real MLflow server hands that report over HTTP (what the page shows)."""
+    from mlflow.tracking import MlflowClient
+
+    from streamflow_dagster.ml.report_links import MONITORING_EXPERIMENT
+    from streamflow_dagster.platform.mlflow_store import MlflowStore
+    from streamflow_dagster.platform.settings import DEFAULT_MLFLOW_UI_URL
+    from tests.integration.mlflow_http import get, mlflow_server
+
+    resource = stack["resources"]["mlflow_store"]
+    store = MlflowStore(resource.tracking_uri, Path(resource.artifact_root))
+    client = MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
+    experiment = client.get_experiment_by_name(MONITORING_EXPERIMENT)
+    (run,) = client.search_runs(
+        [experiment.experiment_id], f"tags.as_of = '{JULY}' and tags.report = 'feature_drift'"
+    )
+    artifact = f"feature_drift/{JULY}.html"
+    assert meta["report_url"] == (
+        f"{DEFAULT_MLFLOW_UI_URL}/#/experiments/{experiment.experiment_id}/runs/"
+        f"{run.info.run_id}/artifacts/{artifact}?workflowType=machine_learning"
+    )
+    assert run.info.run_id in meta["report_mlflow_run_url"]
+    assert run.info.status == "FINISHED" and run.data.tags["dagster_run_url"].startswith("http")
+    with mlflow_server(store, tmp_path / "mlflow-server.log") as base:
+        status, kind, body = get(f"{base}/get-artifact?path={artifact}&run_uuid={run.info.run_id}")
+        assert status == 200 and kind.startswith("text/html") and body == page
+        status, kind, ui = get(f"{base}/")  # the UI the link's #/experiments/... route is in
+        assert status == 200 and "<html" in ui.lower()
 
 
 def test_realized_performance_once_labels_land(stack):
@@ -167,6 +204,8 @@ def test_realized_performance_once_labels_land(stack):
     assert 0.6 < meta["auc"] < 1.0 and 0 < meta["auc_se"] < 0.05
     assert 0.0 < meta["churn_rate"] < 0.2 and meta["lift_top_decile"] > 1.5
     assert meta["model_as_of"] == MAY and meta["scored_out_of_time"] is True
+    assert "/#/models/streamflow_churn/versions/" in meta["model_version_url"]
+    assert meta["model_mlflow_run_url"].startswith("http://")
     check = checks(landed)[REALIZED_AUC_CHECK]
     margin = check.metadata["margin"].value
     assert margin >= 0.03 and check.metadata["expected_auc"].value > 0.6
@@ -177,6 +216,9 @@ def test_realized_performance_once_labels_land(stack):
     # May was scored by the model trained on May itself: computed, and said to be optimistic.
     in_sample = metadata(materialize(stack, MAY, ["realized_performance"]), "realized_performance")
     assert in_sample["scored_out_of_time"] is False and "optimistic" in in_sample["result"]
+    # ...and kept out of the `auc` series, under a name of its own.
+    assert "auc" not in in_sample and 0.6 < in_sample["in_sample_auc"] <= 1.0
+    assert in_sample["excluded_from_auc_series"] == f"{MAY}: scored by v1 trained on {MAY}"
 
 
 def test_status_shows_the_failed_month_and_its_checks(stack):
@@ -201,3 +243,41 @@ def test_status_shows_the_failed_month_and_its_checks(stack):
     assert " major " in row and row.split()[3] == "2"  # AS_OF, landed, rejected, blocking
     assert next(line for line in lines if line.startswith(JUNE)).split()[5] == "stable"
     assert f"! {JULY} blocking check failed: {drift[0]}" in lines
+
+
+def land_labels(stack, month: str) -> None:
+    with psycopg.connect(stack["url"]) as conn:
+        labels = pd.read_csv(stack["landing"] / month / "labels.csv")
+        labels.insert(1, "as_of", month)
+        conn.execute("delete from marts.churn_labels where as_of = %s", (month,))
+        insert_rows(conn, "churn_labels", labels[["user_id", "as_of", "churn_label"]])
+
+
+def test_calibration_warns_on_the_shifted_month(stack):
+    # July, the demo's streaming degradation, scored by the May model before its labels.
+    land_labels(stack, JULY)
+    result = materialize(stack, JULY, ["churn_scores", "realized_performance"])
+    assert result.success  # a warning, never a failed run
+    meta = metadata(result, "realized_performance")
+    with psycopg.connect(stack["url"]) as conn:
+        predicted, realized, brier = conn.execute(
+            "select avg(s.churn_probability), avg(l.churn_label::int)::float8, "
+            "avg(power(s.churn_probability - l.churn_label::int, 2)) "
+            "from scores.churn_scores s join marts.churn_labels l using (user_id, as_of) "
+            "where s.as_of = %s",
+            (JULY,),
+        ).fetchone()
+    assert meta["predicted_churn_rate"] == pytest.approx(predicted, abs=1e-4)
+    assert meta["churn_rate"] == pytest.approx(realized, abs=1e-4)
+    assert meta["brier"] == pytest.approx(brier, abs=1e-4)
+    assert meta["reliability"].count("\n") == 11  # header, rule, 10 bins
+    assert meta["reliability_curve"].startswith("![reliability curve](data:image/png;base64,")
+    check = checks(result)[CALIBRATION_CHECK]
+    assert check.severity == dg.AssetCheckSeverity.WARN
+    assert not check.passed, check.description
+    assert check.metadata["rate_gap"].value > check.metadata["margin"].value >= 0.01
+    assert "over-predicting" in check.description
+    report = Path(meta["calibration_report"])
+    assert report.parent.name == "calibration" and report.name == f"{JULY}.html"
+    assert report.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
+    assert f"Calibration for {JULY}" in report.read_text()

@@ -1,4 +1,5 @@
-"""feature_repo/ defines exactly DESIGN.md's features, and its config holds no connection detail."""
+"""feature_repo/ defines exactly DESIGN.md's features (churn_v1) and the challenger churn_v2,
+and its config holds no connection detail."""
 
 from __future__ import annotations
 
@@ -34,6 +35,23 @@ DESIGN_FEATURES = {
         ("ticket_avg_resolution_hrs_90d", "Float64"),
     ],
 }
+# churn_v2 adds the landing's other columns and three derived features (one view).
+CHALLENGER_FEATURES = {
+    "customer_profile_fv": [
+        ("contract_type", "String"),
+        ("add_on_security", "Bool"),
+        ("add_on_backup", "Bool"),
+        ("add_on_device_protect", "Bool"),
+        ("add_on_support", "Bool"),
+        ("user_is_senior", "Bool"),
+        ("has_family", "Bool"),
+        ("has_dependents", "Bool"),
+        ("total_paid", "Float64"),
+        ("add_on_count", "Int64"),
+        ("paid_per_month_active", "Float64"),
+        ("fee_above_average", "Float64"),
+    ]
+}
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +62,10 @@ def repo():
         return parse_repo(FEATURE_REPO_DIR)
 
 
-def test_four_views_with_the_14_design_features_and_types(repo):
+def test_four_views_with_the_14_design_features_and_the_challenger_view(repo):
     views = {v.name: [(f.name, str(f.dtype)) for f in v.features] for v in repo.feature_views}
-    assert views == DESIGN_FEATURES
-    assert sum(map(len, views.values())) == 14
+    assert views == {**DESIGN_FEATURES, **CHALLENGER_FEATURES}
+    assert sum(len(views[name]) for name in DESIGN_FEATURES) == 14
     assert all(v.entities == ["user"] and v.online for v in repo.feature_views)
     entities = [(e.name, e.join_key) for e in repo.entities if not e.name.startswith("__")]
     assert entities == [("user", "user_id")]
@@ -61,10 +79,22 @@ def test_sources_read_the_dbt_marts_with_as_of_as_event_time(repo):
 
 
 def test_the_churn_service_serves_every_feature_of_the_four_views(repo):
-    (service,) = repo.feature_services
-    assert service.name == "churn_v1"
-    served = {p.name: [f.name for f in p.features] for p in service.feature_view_projections}
+    services = {s.name: s for s in repo.feature_services}
+    assert sorted(services) == ["churn_v1", "churn_v2"]
+    served = {
+        p.name: [f.name for f in p.features] for p in services["churn_v1"].feature_view_projections
+    }
     assert served == {view: [n for n, _ in fields] for view, fields in DESIGN_FEATURES.items()}
+
+
+def test_the_challenger_service_is_churn_v1_then_the_customer_profile(repo):
+    """churn_v2 holds churn_v1's 14 features first, in order, so a v1 model can be scored on
+    any v2 training set or holdout, and adds the customer profile's 12."""
+    service = next(s for s in repo.feature_services if s.name == "churn_v2")
+    served = [(p.name, f.name) for p in service.feature_view_projections for f in p.features]
+    every = {**DESIGN_FEATURES, **CHALLENGER_FEATURES}
+    assert served == [(view, name) for view, fields in every.items() for name, _ in fields]
+    assert len(served) == 26
 
 
 def test_ttl_keeps_a_month_from_seeing_the_previous_month(repo):

@@ -33,6 +33,7 @@ class BuggyReader:
     """A reader whose read has a bug: a real exception class, raised from our side."""
 
     features = ["watch_hours_30d"]
+    service_features: dict = {}  # one reader for everything (no per-service readers)
 
     def read(self, conn, user_ids):
         return {user: UserFeatures(user, {}, [], None)[0] for user in user_ids}  # TypeError
