@@ -6,6 +6,9 @@ Kept apart from defs/monitors.py so that asset stays readable; the figures come 
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import dagster as dg
 import numpy as np
 
@@ -63,8 +66,7 @@ def calibration_results(
     png = reliability_png(result, f"Reliability {as_of} (v{model_version})")
     page = calibration_report_html(as_of, result, outcome.description, notes, png)
     report = write_report(calibration_report_path(as_of), page)
-    png_path = report.with_suffix(".png")
-    png_path.write_bytes(png)
+    _replace_bytes(report.with_suffix(".png"), png)
     metadata = {
         "predicted_churn_rate": round(result.predicted_rate, 4),
         "brier": round(result.brier, 4),
@@ -84,3 +86,10 @@ def calibration_results(
         ),
     )
     return metadata, check
+
+
+def _replace_bytes(path: Path, data: bytes) -> None:
+    """Write atomically, as write_report does: a reader never sees half a PNG."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_bytes(data)
+    os.replace(partial, path)

@@ -67,7 +67,10 @@ def test_late_labels_rerun_their_month_once_without_rescoring(tmp_path):
     keys = {key.to_user_string() for key in job.asset_layer.executable_asset_keys}
     assert {"raw_labels", "churn_labels", "training_set", "churn_model"} <= keys
     assert {"production_model", "realized_performance"} <= keys
-    assert not {"churn_scores", "feature_drift"} & keys
+    assert not {"churn_scores", "feature_drift", "serving_skew"} & keys
+    # Skew is measured after serving, never inside a month's run.
+    monthly = defs.resolve_job_def("streamflow_monthly").asset_layer.executable_asset_keys
+    assert "serving_skew" not in {key.to_user_string() for key in monthly}
 
 
 def test_new_month_is_requested_once(tmp_path):

@@ -281,3 +281,10 @@ def test_calibration_warns_on_the_shifted_month(stack):
     assert report.parent.name == "calibration" and report.name == f"{JULY}.html"
     assert report.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
     assert f"Calibration for {JULY}" in report.read_text()
+
+    # June, before the degradation, scored by the same model: calibrated within the margin.
+    land_labels(stack, JUNE)
+    june = materialize(stack, JUNE, ["churn_scores", "realized_performance"])
+    june_check = checks(june)[CALIBRATION_CHECK]
+    assert june_check.passed, june_check.description
+    assert abs(june_check.metadata["rate_gap"].value) <= june_check.metadata["margin"].value

@@ -47,3 +47,16 @@ def test_features_survive_the_spool(tmp_path):
     rows, claimed = spool.claim()
     assert rows == [ROW]
     Spool.release(claimed)
+
+
+def test_rows_spooled_before_the_features_column_get_a_null_for_it(tmp_path):
+    from streamflow_dagster.serving.predlog import PredictionLog
+
+    Spool(tmp_path).save([ROW[:-1]])  # an older release's row: no features
+    # A database that refuses connections: the replayed rows go back to the spool at stop.
+    log = PredictionLog("postgresql://127.0.0.1:1/none", spool_dir=tmp_path)
+    log.start()
+    log.stop()
+    rows, claimed = Spool(tmp_path).claim()
+    assert rows == [(*ROW[:-1], None)]
+    Spool.release(claimed)
