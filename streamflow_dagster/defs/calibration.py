@@ -42,8 +42,9 @@ def calibration_report_path(as_of: str):
 
 def calibration_results(
     as_of: str, labels: np.ndarray, scores: np.ndarray, model_version: str, notes: list[str]
-) -> tuple[dict, dg.AssetCheckResult]:
-    """The asset's calibration metadata and the check's result for the month's labelled scores."""
+) -> tuple[dict, dg.AssetCheckResult, str | None]:
+    """The asset's calibration metadata, the check's result for the month's labelled scores
+    and the report's HTML (None: nothing to report); the caller logs the page to MLflow."""
     from ..monitoring.calibration import calibration, calibration_outcome
     from ..monitoring.calibration_report import (
         calibration_report_html,
@@ -60,7 +61,7 @@ def calibration_results(
             "user ids of labels.csv against the scored month)",
             {"rows": 0},
         )
-        return {}, to_check_result(CALIBRATION_CHECK, outcome)
+        return {}, to_check_result(CALIBRATION_CHECK, outcome), None
     result = calibration(labels, scores)
     outcome = calibration_outcome(result, model_version)
     png = reliability_png(result, f"Reliability {as_of} (v{model_version})")
@@ -74,7 +75,6 @@ def calibration_results(
         "reliability": dg.MetadataValue.md(reliability_table_md(result)),
         "reliability_curve": dg.MetadataValue.md(png_markdown(png, "reliability curve")),
         "calibration_report": dg.MetadataValue.path(str(report)),
-        "calibration_report_url": dg.MetadataValue.url(report.as_uri()),
     }
     check = to_check_result(
         CALIBRATION_CHECK,
@@ -85,7 +85,7 @@ def calibration_results(
             {**outcome.metadata, "report": dg.MetadataValue.path(str(report))},
         ),
     )
-    return metadata, check
+    return metadata, check, page
 
 
 def _replace_bytes(path: Path, data: bytes) -> None:

@@ -326,13 +326,22 @@ def _performance_month(context, config, warehouse, mlflow_store, as_of_key: str)
         notes.append(out_of_time_caveat(scoring.version, model_month, model_tag, as_of))
     caveat = "".join(f" {note}" for note in notes if note)
     context.log.info(outcome.description + caveat)
-    calibration_metadata, calibration_check = calibration_results(
+    calibration_metadata, calibration_check, page = calibration_results(
         str(as_of),
         labelled["label"].to_numpy(dtype=bool),
         labelled["churn_probability"].to_numpy(dtype=float),
         version,
         [note for note in notes if note],
     )
+    if page is not None:  # over HTTP from the UI: MLflow renders the page (defs/reports.py)
+        calibration_metadata |= log_monitor_report(
+            context,
+            mlflow_store,
+            monitor="realized_performance",
+            as_of=str(as_of),
+            html=page,
+            key="calibration_report",
+        )
     context.log.info(calibration_check.description)
     metadata = {
         "as_of": str(as_of),
