@@ -33,7 +33,7 @@ from pathlib import Path
 
 import httpx
 import psycopg
-from bench_serving import BIN, ROOT, prepare_state, wait_until_serving, write_ids, wrk
+from bench_serving import BIN, ROOT, ensure_wrk, prepare_state, wait_until_serving, write_ids, wrk
 
 from streamflow_dagster.serving.compiled import _unwrap
 
@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--home", default="bench-work/serving-home")
     parser.add_argument("--ref", help="git revision whose API is measured without explain too")
     args = parser.parse_args()
+    ensure_wrk()
     home = Path(args.home).resolve()
     env = {**os.environ, "STREAMFLOW_HOME": str(home), "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "0"}
     env.pop("STREAMFLOW_DATABASE_URL", None)
