@@ -52,10 +52,17 @@ class Contributions:
 
 @dataclass(frozen=True)
 class Explainer:
+    """Per node (all trees stacked, as the compiled model holds them): where a row goes next,
+    what that step moves, and which input feature it is credited to."""
+
     compiled: CompiledModel
     features: list[str]
-    column_feature: np.ndarray  # per encoder output column: the input feature it comes from
-    expected: np.ndarray  # per node (all trees stacked): the cover-weighted leaf mean below
+    expected: np.ndarray  # the cover-weighted mean of the leaf values below the node
+    node_feature: np.ndarray  # the input feature the node splits on (a one-hot column's source)
+    left: np.ndarray  # a leaf's children are itself, with a step of 0: a walk stays there
+    right: np.ndarray
+    left_step: np.ndarray  # expected[left] - expected[node]
+    right_step: np.ndarray
 
     @property
     def output(self) -> str:
@@ -76,29 +83,25 @@ class Explainer:
         X = model.transform(rows)
         if model.float32_inputs:
             X = X.astype(np.float32).astype(np.float64)
-        n, columns = X.shape
+        n, features = len(X), len(self.features)
         row = np.broadcast_to(np.arange(n)[:, None], (n, len(model.roots)))
         node = np.broadcast_to(model.roots, row.shape).copy()
-        per_column = np.zeros(n * columns)
+        where, steps = [], []
         for _ in range(model.levels):
-            split_on = model.feature[node]
-            data = X[row, split_on]
+            data = X[row, model.feature[node]]
             go_left = np.where(
                 np.isnan(data), model.missing_left[node], data <= model.threshold[node]
             )
-            child = np.where(go_left, model.left[node], model.right[node])
-            child = np.where(model.is_leaf[node], node, child)  # a leaf stays: its step is 0
-            step = self.expected[child] - self.expected[node]
-            per_column += np.bincount(
-                (row * columns + split_on).ravel(), weights=step.ravel(), minlength=n * columns
-            )
-            node = child
-        per_column = per_column.reshape(n, columns) * self._scale
-        values = np.zeros((n, len(self.features)))
-        np.add.at(values.T, self.column_feature, per_column.T)  # one-hot columns to their feature
-        leaves = model.value[node].sum(axis=1)
-        raw = model.baseline + leaves * self._scale
-        return Contributions(self.features, self.output, self.base_value, values, raw)
+            where.append(row * features + self.node_feature[node])
+            steps.append(np.where(go_left, self.left_step[node], self.right_step[node]))
+            node = np.where(go_left, self.left[node], self.right[node])
+        values = np.bincount(
+            np.concatenate(where, axis=None),
+            weights=np.concatenate(steps, axis=None),
+            minlength=n * features,
+        ).reshape(n, features)
+        raw = model.baseline + model.value[node].sum(axis=1) * self._scale
+        return Contributions(self.features, self.output, self.base_value, values * self._scale, raw)
 
     def adds_up(self, rows: Sequence[Mapping[str, object]], probability: np.ndarray) -> bool:
         """base_value + contributions give `probability` (the model's own) on `rows`."""
@@ -113,7 +116,20 @@ def make_explainer(compiled: CompiledModel, features: list[str]) -> Explainer:
     """The explainer of a compiled model whose encoder reads exactly `features`."""
     sources = [c[0].name if isinstance(c, tuple) else c for c in compiled.columns]
     column_feature = np.array([features.index(name) for name in sources], dtype=np.intp)
-    return Explainer(compiled, list(features), column_feature, _expected_values(compiled))
+    expected = _expected_values(compiled)
+    itself = np.arange(len(expected))
+    left = np.where(compiled.is_leaf, itself, compiled.left)
+    right = np.where(compiled.is_leaf, itself, compiled.right)
+    return Explainer(
+        compiled,
+        list(features),
+        expected,
+        node_feature=column_feature[compiled.feature],
+        left=left,
+        right=right,
+        left_step=expected[left] - expected,
+        right_step=expected[right] - expected,
+    )
 
 
 def _expected_values(model: CompiledModel) -> np.ndarray:
