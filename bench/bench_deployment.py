@@ -82,6 +82,8 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="bench-deploy-", dir=Path.cwd()))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMFLOW_", "DAGSTER_"))}
     env.update(STREAMFLOW_HOME=str(home), DAGSTER_HOME=str(home / "dagster"))
+    if args.cwd:  # that checkout's code first on the path (its .venv may be this one's)
+        env["PYTHONPATH"] = str(args.cwd.resolve())
     try:
         started = time.monotonic()
         demo = subprocess.run(
