@@ -202,30 +202,59 @@ def run_months(
     results = []
     ranges = month_ranges(months)
     for i, chunk in enumerate(ranges, start=1):
-        label = chunk[0] if len(chunk) == 1 else f"{chunk[0]}..{chunk[-1]}"
-        prefix = f"[{i}/{len(ranges)}] {label}" + (
-            f" ({len(chunk)} months)" if len(chunk) > 1 else ""
-        )
-        run_id = submit(instance, workspace, job_name, months=chunk)
-        echo(f"{prefix}: queued (run {run_id})")
-        end = wait(instance, run_id, label, echo)
-        flagged = not end.success and _flagged(instance, instance.get_run_by_id(run_id))
-        status = "ok" if end.success else "FLAGGED" if flagged else "FAILED"
-        echo(f"{prefix}: {status} in {end.seconds:.1f} s (run {run_id})")
-        reports = _report(instance, run_id, chunk)
-        for as_of in chunk:
-            # A month's own time is not measured inside a range: its share of the run's.
-            month = _month_run(
-                as_of, end, end.seconds / len(chunk), reports[as_of], instance, flagged
-            )
-            for line in month.failures:
-                echo(f"    {as_of} step failed: {line}")
-            for check in month.failed_checks:
-                echo(f"    {as_of} check failed: {check}")
-            for note in month.notes:
-                echo(f"    {as_of} {note}")
-            results.append(month)
+        results += _run_range(instance, workspace, job_name, chunk, f"[{i}/{len(ranges)}]", echo)
     return results
+
+
+def _run_range(instance, workspace, job_name, chunk, counter, echo) -> list[MonthRun]:
+    """The months of `chunk` in one run. When a month's blocking check fails, nothing past
+    that check ran for any month of the run: the months BEFORE the bad one run again, on
+    their own (every month is idempotent); the bad month and the later ones stay FAILED, so
+    no later month proceeds on a bad month's data."""
+    label = chunk[0] if len(chunk) == 1 else f"{chunk[0]}..{chunk[-1]}"
+    prefix = f"{counter} {label}" + (f" ({len(chunk)} months)" if len(chunk) > 1 else "")
+    run_id = submit(instance, workspace, job_name, months=chunk)
+    echo(f"{prefix}: queued (run {run_id})")
+    end = wait(instance, run_id, label, echo)
+    # Flagged: every step ran, only a monitor's blocking check failed (nothing downstream of
+    # it): its months are FLAGGED, the others ok, and nothing needs to run again.
+    flagged = not end.success and _flagged(instance, instance.get_run_by_id(run_id))
+    status = "ok" if end.success else "FLAGGED" if flagged else "FAILED"
+    echo(f"{prefix}: {status} in {end.seconds:.1f} s (run {run_id})")
+    reports = _report(instance, run_id, chunk)
+    bad = None if end.success or flagged else _first_blocked_month(instance, run_id, chunk)
+    results = []
+    for as_of in chunk:
+        # A month's own time is not measured inside a range: its share of the run's.
+        month = _month_run(as_of, end, end.seconds / len(chunk), reports[as_of], instance, flagged)
+        if bad is not None and as_of > bad:
+            month.failures = [f"not built past the failed check of {bad} (same run)"]
+            month.failed_checks = []
+        for line in month.failures:
+            echo(f"    {as_of} step failed: {line}")
+        for check in month.failed_checks:
+            echo(f"    {as_of} check failed: {check}")
+        for note in month.notes:
+            echo(f"    {as_of} {note}")
+        results.append(month)
+    if bad is not None and bad != chunk[0]:
+        before = chunk[: chunk.index(bad)]
+        echo(f"{prefix}: {bad} failed a blocking check; running {before[0]}..{before[-1]} alone")
+        redone = _run_range(instance, workspace, job_name, before, counter, echo)
+        results = redone + results[len(before) :]
+    return results
+
+
+def _first_blocked_month(instance, run_id: str, months: list[str]) -> str | None:
+    """The oldest month whose blocking check failed with ERROR in the run, if any."""
+    blocked = set()
+    for evaluation in (
+        e.event_specific_data
+        for e in _records(instance, run_id, dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+    ):
+        if not evaluation.passed and evaluation.blocking and evaluation.severity.value == "ERROR":
+            blocked |= set(_check_months(evaluation, months))
+    return min(blocked) if blocked else None
 
 
 def _month_run(

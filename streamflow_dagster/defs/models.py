@@ -90,8 +90,11 @@ def churn_model(
     end_orphaned_runs(context, mlflow_store.client(step="churn_model", month=months[0]))
 
     def one_month(as_of: str) -> dg.MaterializeResult:
-        if as_of != months[0]:
-            mlflow.start_run(tags={"dagster_run_id": context.run.run_id, **_extra_tags(mlflow)})
+        if as_of != months[0]:  # the tags the resource gives its run (defs/resources.py)
+            from ..ml.run_hygiene import process_tags
+
+            tags = {"dagster_run_id": context.run.run_id, **_extra_tags(mlflow), **process_tags()}
+            mlflow.start_run(tags=tags)
         return _train_month(context, config, warehouse, mlflow_store, feast, mlflow, as_of)
 
     yield from materialize_months(context, one_month)

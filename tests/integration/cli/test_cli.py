@@ -85,6 +85,26 @@ def test_run_without_landing_data_says_what_to_do(cli_env):
     assert "No month folders" in result.output and "streamflow demo-data" in result.output
 
 
+def test_run_reports_each_folder_that_is_not_a_month_with_its_reason(
+    cli_env, tmp_path, monkeypatch
+):
+    landing = tmp_path / "landing"
+    for name in ("2024-02-30", "2023-12-31", "2999-12-31"):
+        (landing / name).mkdir(parents=True)
+    monkeypatch.setenv("STREAMFLOW_LANDING_DIR", str(landing))
+    result = CliRunner().invoke(main, ["run"])
+    assert result.exit_code != 0  # no month left to run: said, with what to do
+    assert "No month folders" in result.output
+    said = result.stderr
+    assert (
+        f"Skipping landing folder {landing / '2024-02-30'}: not a month partition: "
+        "AS_OF '2024-02-30' is not an ISO date like 2024-01-31"
+    ) in said
+    assert f"{landing / '2023-12-31'}: not a month partition: before the first month" in said
+    assert "STREAMFLOW_FIRST_MONTH" in said
+    assert f"{landing / '2999-12-31'}: not a month partition: the month 2999-12-31" in said
+
+
 def test_run_with_a_bad_window_names_it(cli_env):
     (cli_env / "landing" / "2024-01-31").mkdir(parents=True)
     result = CliRunner().invoke(main, ["run", "--months", "2024-02-30..2024-03-31"])

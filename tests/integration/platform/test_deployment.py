@@ -43,27 +43,32 @@ def instance_of(env) -> dg.DagsterInstance:
 
 
 def test_cli_runs_go_through_the_deployment(deployed):
+    """Both months as ONE run over the range, with the misnamed folder reported by name."""
     home, env = deployed
     done = subprocess.run(
-        [STREAMFLOW, "run", "--months", f"{MONTHS[0]}..{MONTHS[0]}"],
+        [STREAMFLOW, "run", "--months", f"{MONTHS[0]}..{MONTHS[1]}"],
         env=env,
         capture_output=True,
         text=True,
         timeout=1200,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "2024-02-30" in done.stderr and "not an ISO date" in done.stderr
-    assert f"{MONTHS[0]} dbt_models: done" in done.stdout
+    misnamed = home / "landing" / "2024-02-30"
+    assert f"Skipping landing folder {misnamed}: not a month partition" in done.stderr
+    assert "not an ISO date" in done.stderr
+    assert f"{MONTHS[0]}..{MONTHS[1]} dbt_models: done" in done.stdout
+    for month in MONTHS:  # progress per month inside the range's steps
+        assert f"{month} churn_model: done" in done.stdout
     with instance_of(env) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-        (run,) = instance.get_runs(
-            filters=dg.RunsFilter(
-                job_name="streamflow_monthly", tags={"dagster/partition": MONTHS[0]}
-            )
-        )
+        (run,) = instance.get_runs(filters=dg.RunsFilter(job_name="streamflow_monthly"))
         assert run.status == dg.DagsterRunStatus.SUCCESS
+        assert run.tags["dagster/asset_partition_range_start"] == MONTHS[0]
+        assert run.tags["dagster/asset_partition_range_end"] == MONTHS[1]
         assert run.remote_job_origin.location_name == "streamflow"
         assert run.job_code_origin is not None
+        for asset in ("raw_users", "usage_agg_30d_snapshots", "training_set", "churn_scores"):
+            assert instance.get_materialized_partitions(dg.AssetKey(asset)) == set(MONTHS)
 
 
 def _dbt_children(home: Path) -> list[int]:
