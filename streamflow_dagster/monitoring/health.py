@@ -11,6 +11,7 @@ from .drift import MAJOR, MODERATE, STABLE
 
 NONE = "–"  # a figure that does not exist (yet) for the month
 DRIFT_ASSET = "feature_drift"
+NO_REFERENCE = "no reference"
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class CheckResult:
     passed: bool
     severity: str  # "ERROR" or "WARN"
     blocking: bool
+    max_psi: float | None = None  # drift checks: None when there was nothing to compare
 
     @property
     def name(self) -> str:
@@ -55,13 +57,16 @@ class MonthHealth:
 
 
 def drift_level(checks: list[CheckResult]) -> str:
-    """The worst of the month's drift checks: major (ERROR), moderate (WARN), stable, or –."""
+    """The worst of the month's drift checks: major (ERROR), moderate (WARN), stable, no
+    reference (nothing to compare with, e.g. the first month), or – (not run)."""
     drift = [c for c in checks if c.asset == DRIFT_ASSET]
     if not drift:
         return NONE
     if any(not c.passed and c.severity == "ERROR" for c in drift):
         return MAJOR
-    return MODERATE if any(not c.passed for c in drift) else STABLE
+    if any(not c.passed for c in drift):
+        return MODERATE
+    return STABLE if any(c.max_psi is not None for c in drift) else NO_REFERENCE
 
 
 def realized_auc(metadata: dict) -> str:

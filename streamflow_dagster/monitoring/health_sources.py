@@ -84,11 +84,16 @@ def month_checks(
                 passed=evaluation.passed,
                 severity=evaluation.severity.value,
                 blocking=bool(evaluation.blocking),
+                max_psi=_number(evaluation.metadata.get("max_psi")),
             )
         for partition, results in in_run.items():
             for key, result in results.items():
                 latest[partition].setdefault(key, result)
     return {m: list(checks.values()) for m, checks in latest.items()}, newest_runs
+
+
+def _number(entry) -> float | None:
+    return None if entry is None else float(entry.value)
 
 
 def realized_metadata(instance: dg.DagsterInstance, months: list[str]) -> dict[str, dict]:

@@ -56,11 +56,11 @@ def test_definitions_load_with_lineage_from_raw_to_marts():
     assert {k.to_user_string() for k in graph.get(dg.AssetKey("stg_users")).parent_keys} == {
         "raw_users"
     }
-    # The README's claim: every asset is per month except these three.
+    # The README's claim: every asset is per month except these four.
     unpartitioned = {
         k.to_user_string() for k in graph.get_all_asset_keys() if not graph.get(k).is_partitioned
     }
-    assert unpartitioned == {"feast_registry", "production_model", "dbt_docs"}
+    assert unpartitioned == {"feast_registry", "production_model", "dbt_docs", "platform_health"}
 
 
 def test_two_months_end_to_end_and_idempotent_rerun(graph):

@@ -141,6 +141,13 @@ def test_bad_rows_are_quarantined_with_reasons_and_nothing_else_changes(tmp_path
     assert not checks[("raw_usage_agg_30d", "schema")].passed  # extra column warns
     assert checks[("raw_usage_agg_30d", "schema")].severity == dg.AssetCheckSeverity.WARN
     assert checks[("raw_usage_agg_30d", "reject_rate")].passed  # BOM + CRLF accepted
+    # Every check records its month; the stopped table is not materialized (red for JAN).
+    assert {e.partition for e in result.get_asset_check_evaluations()} == {JAN}
+    materialized = {
+        m.asset_key.to_user_string()
+        for m in result.asset_materializations_for_node("landing_ingestion")
+    }
+    assert "raw_subscriptions" not in materialized and "raw_users" in materialized
 
     with psycopg.connect(database_url) as conn:
         quarantined = conn.execute(

@@ -13,9 +13,12 @@ from streamflow_dagster.monitoring.health import (
     render_text,
 )
 
-DRIFT_ERROR = CheckResult("feature_drift", "drift_vs_previous_month", False, "ERROR", True)
-DRIFT_WARN = CheckResult("feature_drift", "drift_vs_previous_month", False, "WARN", True)
-DRIFT_OK = CheckResult("feature_drift", "drift_vs_production_training_month", True, "WARN", True)
+DRIFT_ERROR = CheckResult("feature_drift", "drift_vs_previous_month", False, "ERROR", True, 0.4)
+DRIFT_WARN = CheckResult("feature_drift", "drift_vs_previous_month", False, "WARN", True, 0.15)
+DRIFT_OK = CheckResult(
+    "feature_drift", "drift_vs_production_training_month", True, "WARN", True, 0.02
+)
+NOTHING_TO_COMPARE = CheckResult("feature_drift", "drift_vs_previous_month", True, "WARN", True)
 ROW_COUNT = CheckResult("raw_users", "row_count_change", False, "WARN", False)
 DBT_ERROR = CheckResult("stg_users", "not_null_stg_users_user_id", False, "ERROR", False)
 
@@ -25,6 +28,7 @@ def test_drift_level_is_the_worst_drift_check():
     assert drift_level([DRIFT_OK, DRIFT_WARN]) == "moderate"
     assert drift_level([DRIFT_OK, ROW_COUNT]) == "stable"
     assert drift_level([ROW_COUNT]) == NONE  # the monitor never ran for the month
+    assert drift_level([NOTHING_TO_COMPARE]) == "no reference"  # the first month
 
 
 def test_blocking_failures_are_failed_blocking_error_checks_only():
