@@ -26,12 +26,13 @@ from .checks import (
     not_degenerate_check,
 )
 from .dataset import LABEL, SEED, feature_columns
-from .evaluation import Evaluation, evaluate
+from .evaluation import Evaluation, evaluate, feature_importances, holdout_metrics
 from .model_card import CardFacts, card_markdown, log_training_dataset, write_card
 from .promotion import MIN_AUC_GAIN
 from .registry import REGISTERED_MODEL, record_checks
 from .report_links import DAGSTER_RUN_URL_TAG, dagster_asset_url, dagster_run_url
 from .services import ServiceChoice, ServiceResult, choose_service
+from .threads import openmp_limited
 from .tracking import LoggedMonth, log_month, new_workdir
 from .training import TrainedModel, train
 
@@ -110,33 +111,37 @@ def train_compared_month(
     """One model per feature service ({service: features}, incumbent first) on the same rows
     and holdout; the chosen one (ml/services.py) is registered, the comparison logged with it.
     """
-    trained_by, evaluation_by, results = {}, {}, []
+    trained_by, scored_by, results = {}, {}, []
     for service, features in services.items():
         trained = train(training_set, features, seed)
         split = trained.split
-        evaluation = evaluate(
-            trained.model, split.X_holdout, split.y_holdout, trained.threshold, seed
-        )
+        with openmp_limited():
+            probability = trained.model.predict_proba(split.X_holdout)[:, 1]
+        metrics = holdout_metrics(split.y_holdout, probability, trained.threshold)
         failed = [
             name
-            for name, outcome in _holdout_checks(trained, evaluation, auc_floor).items()
+            for name, outcome in _holdout_checks(
+                trained, metrics["auc"], probability, auc_floor
+            ).items()
             if not outcome.passed
         ]
-        trained_by[service], evaluation_by[service] = trained, evaluation
+        trained_by[service], scored_by[service] = trained, (metrics, probability)
         results.append(
             ServiceResult(
-                service,
-                evaluation.metrics["auc"],
-                trained.validation_auc[trained.algorithm],
-                tuple(failed),
+                service, metrics["auc"], trained.validation_auc[trained.algorithm], tuple(failed)
             )
         )
     _check_same_holdout(trained_by)
     choice = choose_service(results, min_auc_gain)
+    chosen = trained_by[choice.service]
+    metrics, probability = scored_by[choice.service]
+    # Permutation importances (the costly part of `evaluate`) only for the registered model.
+    split = chosen.split
+    importances = feature_importances(chosen.model, split.X_holdout, split.y_holdout, seed)
     return _register(
         client,
-        trained_by[choice.service],
-        evaluation_by[choice.service],
+        chosen,
+        Evaluation(metrics, probability, importances),
         as_of,
         choice.service,
         dagster_run_id,
@@ -157,10 +162,12 @@ def _check_same_holdout(trained_by: dict[str, TrainedModel]) -> None:
         )
 
 
-def _holdout_checks(trained: TrainedModel, evaluation: Evaluation, auc_floor: float) -> dict:
+def _holdout_checks(
+    trained: TrainedModel, auc: float, churn_probability, auc_floor: float
+) -> dict[str, CheckOutcome]:
     return {
-        AUC_FLOOR_CHECK: auc_floor_check(evaluation.metrics["auc"], auc_floor),
-        NOT_DEGENERATE_CHECK: not_degenerate_check(evaluation.churn_probability, trained.threshold),
+        AUC_FLOOR_CHECK: auc_floor_check(auc, auc_floor),
+        NOT_DEGENERATE_CHECK: not_degenerate_check(churn_probability, trained.threshold),
     }
 
 
@@ -200,7 +207,9 @@ def _register(
         )
         roc_png = logged.plots["roc"].read_bytes()
     checks = {
-        **_holdout_checks(trained, evaluation, auc_floor),
+        **_holdout_checks(
+            trained, evaluation.metrics["auc"], evaluation.churn_probability, auc_floor
+        ),
         LOADS_BACK_CHECK: loads_back_check(client, logged.version, trained.model),
     }
     failed = [name for name, outcome in checks.items() if not outcome.passed]

@@ -1,6 +1,7 @@
 """Training one month: two candidate pipelines, the better on validation, its threshold.
 
-The pipeline encodes net_service itself, so the registered model takes the 14 raw features.
+The pipeline encodes its categorical features itself (net_service; contract_type too for
+churn_v2), so the registered model takes its feature service's raw features.
 The chosen pipeline is frozen inside a FixedThresholdClassifier: `predict` applies the
 validation-chosen threshold and `predict_proba` gives the churn probability.
 """
@@ -90,7 +91,7 @@ def encoder(features: list[str] | None = None) -> ColumnTransformer:
     return ColumnTransformer(
         [
             (
-                # The transformer's name; "net_service" kept as the churn_v1 models have it.
+                # The step's name since churn_v1, kept: it also encodes contract_type in churn_v2.
                 "net_service",
                 OneHotEncoder(
                     categories=[list(CATEGORICAL_FEATURES[n]) for n in names],
