@@ -11,9 +11,10 @@ port, MLflow, Dagster) is `<--work>/state`, made afresh each run; the landing fi
 `<--work>/landing`, written once and reused (the work folder is under the worktree, ignored
 by git).
 
-Memory and CPU time are sampled every 0.5 s: the RSS of this process and its children (dbt), and the
-PSS of the PostgreSQL server and its backends (PSS shares the server's shared buffers
-among its processes instead of counting them once per backend). Peak = the largest sum.
+Memory and CPU time are sampled every second: the RSS of this process and its children
+(dbt), and the PSS of the PostgreSQL server and its backends (PSS shares the server's shared
+buffers among its processes instead of counting them once per backend). Peak = the largest
+sum. The sampler's own CPU time is left out of the Python figure.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class Sampler:
     """Summed memory of the run's processes, with its timeline for per-step peaks."""
 
     postmaster: int | None
-    interval_s: float = 0.5
+    interval_s: float = 1.0
     # t, python MB, postgres MB, python CPU s, postgres CPU s (cumulative, reaped children in)
     samples: list[tuple[float, float, float, float, float]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -69,7 +70,8 @@ class Sampler:
                     time.time(),
                     sum(_rss(p) for p in python_tree) / 2**20,
                     sum(_pss(p) for p in server_tree) / 2**20,
-                    _cpu(me, python_tree),
+                    # The sampler's own CPU (reading /proc) is not the month's: left out.
+                    _cpu(me, python_tree) - time.thread_time(),
                     _cpu(pg, server_tree) if pg else 0.0,
                 )
             )
