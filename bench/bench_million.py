@@ -20,6 +20,7 @@ sum. The sampler's own CPU time is left out of the Python figure.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import resource
 import shutil
@@ -227,6 +228,12 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=ROOT / "bench-work" / "million")
     args = parser.parse_args()
     work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    lock = open(work / ".lock", "w")  # noqa: SIM115 (held until the process exits)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        sys.exit(f"{work} is in use by another bench_million.py: wait for it or pass --work")
     home, landing = work / "state", work / f"landing-{args.users}"
     if home.exists():
         shutil.rmtree(home)
