@@ -11,14 +11,16 @@ port, MLflow, Dagster) is `<--work>/state`, made afresh each run; the landing fi
 `<--work>/landing`, written once and reused (the work folder is under the worktree, ignored
 by git).
 
-Memory and CPU time are sampled every 0.5 s: the RSS of this process and its children (dbt), and the
-PSS of the PostgreSQL server and its backends (PSS shares the server's shared buffers
-among its processes instead of counting them once per backend). Peak = the largest sum.
+Memory and CPU time are sampled every second: the RSS of this process and its children
+(dbt), and the PSS of the PostgreSQL server and its backends (PSS shares the server's shared
+buffers among its processes instead of counting them once per backend). Peak = the largest
+sum. The sampler's own CPU time is left out of the Python figure.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import resource
 import shutil
@@ -45,7 +47,7 @@ class Sampler:
     """Summed memory of the run's processes, with its timeline for per-step peaks."""
 
     postmaster: int | None
-    interval_s: float = 0.5
+    interval_s: float = 1.0
     # t, python MB, postgres MB, python CPU s, postgres CPU s (cumulative, reaped children in)
     samples: list[tuple[float, float, float, float, float]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -69,7 +71,8 @@ class Sampler:
                     time.time(),
                     sum(_rss(p) for p in python_tree) / 2**20,
                     sum(_pss(p) for p in server_tree) / 2**20,
-                    _cpu(me, python_tree),
+                    # The sampler's own CPU (reading /proc) is not the month's: left out.
+                    _cpu(me, python_tree) - time.thread_time(),
                     _cpu(pg, server_tree) if pg else 0.0,
                 )
             )
@@ -225,6 +228,12 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=ROOT / "bench-work" / "million")
     args = parser.parse_args()
     work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    lock = open(work / ".lock", "w")  # noqa: SIM115 (held until the process exits)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        sys.exit(f"{work} is in use by another bench_million.py: wait for it or pass --work")
     home, landing = work / "state", work / f"landing-{args.users}"
     if home.exists():
         shutil.rmtree(home)

@@ -7,18 +7,20 @@ labels are missing holds no rows and `labels_landed = false`, so a model never t
 
 from __future__ import annotations
 
+import io
 import time
 from dataclasses import dataclass
 from datetime import date
 
 import pandas as pd
 import psycopg
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 from psycopg import sql
 
 from .schema import FEATURES_SCHEMA, features_ddl
 from .specs import ViewSpec
 from .training import LABEL_COLUMN, LABELS_TABLE, entity_query, point_in_time_query, query_params
-from .training import read_frame as _read_frame
 
 TRAINING_SET_TABLE = "training_set"
 MONTHS_TABLE = "training_set_months"
@@ -28,6 +30,15 @@ PG_TYPES = {
     "INT32": "integer",
     "DOUBLE": "double precision",
     "BOOL": "boolean",
+}
+# Arrow types of the table's PostgreSQL types (by type OID), for reading it with COPY.
+_ARROW_BY_OID = {
+    16: pa.bool_(),  # boolean
+    20: pa.int64(),  # bigint
+    23: pa.int64(),  # integer
+    701: pa.float64(),  # double precision
+    25: pa.string(),  # text
+    1082: pa.date32(),  # date
 }
 
 
@@ -141,7 +152,38 @@ def load_training_set(conn: psycopg.Connection, as_of: date) -> pd.DataFrame:
     query = sql.SQL("select * from {} where as_of = %(as_of)s order by user_id").format(
         _table(TRAINING_SET_TABLE)
     )
-    return _read_frame(conn, query, {"as_of": as_of})
+    return _copy_frame(conn, query, {"as_of": as_of})
+
+
+def _copy_frame(conn: psycopg.Connection, query: sql.Composable, params: dict) -> pd.DataFrame:
+    """The query's rows through COPY and Arrow: the values psycopg would give, NULL as NaN
+    in number columns. A million rows as Python objects took ~20 s and ~1.5 GB."""
+    with conn.cursor() as cursor:
+        cursor.execute(sql.SQL("select * from ({}) as q limit 0").format(query), params)
+        columns = [(c.name, c.type_code) for c in cursor.description]
+    unknown = [f"{name} (type oid {oid})" for name, oid in columns if oid not in _ARROW_BY_OID]
+    if unknown:
+        raise TypeError(f"features.{TRAINING_SET_TABLE} has columns of unexpected types: {unknown}")
+    buffer = io.BytesIO()
+    with conn.transaction():
+        # ISO dates and floats printed exactly (shortest text that reads back the same double).
+        conn.execute("set local datestyle = 'ISO, YMD'")
+        conn.execute("set local extra_float_digits = 1")
+        copy_out = sql.SQL("copy ({}) to stdout (format csv, header true)").format(query)
+        with conn.cursor().copy(copy_out, params) as copy:
+            for chunk in copy:
+                buffer.write(chunk)
+    table = pa_csv.read_csv(
+        io.BytesIO(buffer.getvalue()),
+        convert_options=pa_csv.ConvertOptions(
+            column_types={name: _ARROW_BY_OID[oid] for name, oid in columns},
+            true_values=["t"],
+            false_values=["f"],
+            strings_can_be_null=True,  # COPY writes NULL unquoted, an empty text quoted
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    return table.to_pandas()
 
 
 def ensure_tables(conn: psycopg.Connection, features: list[tuple[str, str]]) -> None:
