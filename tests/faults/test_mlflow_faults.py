@@ -24,6 +24,7 @@ from mlflow.tracking import MlflowClient
 from streamflow_dagster.cli.model import model as model_cli
 from streamflow_dagster.defs.models import churn_model
 from streamflow_dagster.defs.resources import (
+    FeastResource,
     MlflowStoreResource,
     WarehouseResource,
     mlflow_tracking_resource,
@@ -299,6 +300,7 @@ def test_an_unreachable_mlflow_fails_the_step_within_the_bound(database_url, mon
     month = str(months[0]["as_of"].iloc[0])
     resources = {
         "warehouse": WarehouseResource(database_url=database_url),
+        "feast": FeastResource(),
         "mlflow_store": MlflowStoreResource(tracking_uri=dead),
         "mlflow": mlflow_tracking_resource,
     }

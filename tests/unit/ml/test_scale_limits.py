@@ -22,9 +22,9 @@ def test_forest_trees_draw_every_row_up_to_the_limit_and_the_limit_beyond():
     assert forest_max_samples(FOREST_ROWS_PER_TREE) is None
     share = forest_max_samples(6 * FOREST_ROWS_PER_TREE)
     assert share is not None and round(share * 6 * FOREST_ROWS_PER_TREE) == FOREST_ROWS_PER_TREE
-    assert candidates(42, 4_200)["random_forest"]["model"].max_samples is None
-    assert candidates(42, 600_000)["random_forest"]["model"].max_samples == share
-    boosting = candidates(42, 600_000)["hist_gradient_boosting"]["model"]
+    assert candidates(42, train_rows=4_200)["random_forest"]["model"].max_samples is None
+    assert candidates(42, train_rows=600_000)["random_forest"]["model"].max_samples == share
+    boosting = candidates(42, train_rows=600_000)["hist_gradient_boosting"]["model"]
     assert boosting.get_params()["max_iter"] == HIST_GRADIENT_BOOSTING_PARAMS["max_iter"]
 
 
