@@ -281,6 +281,10 @@ def production_model(
             run=context.run.run_id,
             min_auc_gain=config.min_auc_gain,
             as_of=months[-1] if months else None,
+            # A range's earlier months are decided here too: each on its own version's card.
+            on_other_decision=lambda other: _record_on_card(
+                context, client, other, mlflow_store.dagster_ui_url
+            ),
         )
     decision = moved.decision
     context.log.info(f"{decision.action}: {decision.reason}")

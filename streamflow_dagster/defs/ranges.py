@@ -20,6 +20,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 
 import dagster as dg
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData as TargetMaterialization,
+)
 
 from .checks import STOPPED_BY_CHECKS, stop_on_blocking
 from .partitions import partition_months
@@ -38,21 +41,27 @@ def materialize_months(
         return
     blocking = {spec.key for spec in context.assets_def.check_specs if spec.blocking}
     passed: list[tuple[str, dg.AssetKey, dg.MaterializeResult]] = []
+    # A materialized month's evaluations follow its materialization and name it as their
+    # target: Dagster counts a month's check only when it targets the month's latest
+    # materialization (else the check's partitions view says the month is missing).
+    checked: list[tuple[str, dg.AssetKey, list[dg.AssetCheckResult]]] = []
     stopped: list[str] = []
     for as_of in months:
         for result in _results(one_month(as_of)):
             asset = dg.AssetKey.from_coercible(result.asset_key or context.asset_key)
-            failed = []
-            for check in result.check_results:
-                evaluation = month_evaluation(asset, check, as_of, blocking)
-                error = evaluation.severity == dg.AssetCheckSeverity.ERROR
-                if evaluation.blocking and not evaluation.passed and error:
-                    failed.append(check.check_name)
-                yield evaluation
+            checks = result.check_results
+            evaluations = [month_evaluation(asset, c, as_of, blocking) for c in checks]
+            failed = [
+                e.check_name
+                for e in evaluations
+                if e.blocking and not e.passed and e.severity == dg.AssetCheckSeverity.ERROR
+            ]
             if failed:
+                yield from evaluations  # the month is withheld: nothing to target
                 stopped += [f"{as_of} {asset.to_user_string()} / {name}" for name in failed]
             else:
                 passed.append((as_of, asset, result))
+                checked.append((as_of, asset, result.check_results))
         context.log.info(f"{MONTH_DONE} {as_of} {_step_name(context)}")
     yield from check_outputs(context)
     if stopped:
@@ -60,6 +69,7 @@ def materialize_months(
             yield dg.AssetMaterialization(
                 asset_key=asset, partition=as_of, metadata=dict(result.metadata or {})
             )
+        yield from targeting_materializations(context, checked, blocking)
         raise dg.Failure(
             description=f"blocking check(s) failed with ERROR: {', '.join(stopped)}; those "
             "months are not materialized (see the checks' metadata); the months that passed are",
@@ -77,12 +87,36 @@ def materialize_months(
             asset_key=asset,
             metadata={"months": f"{months[0]}..{months[-1]}", "month_count": len(months)},
         )
+    yield from targeting_materializations(context, checked, blocking)
+
+
+def targeting_materializations(context: dg.AssetExecutionContext, checked, blocking) -> Iterator:
+    """Each month's evaluations, naming the month's materialization (just recorded) as their
+    target, as Dagster does for a check result of a one-month step."""
+    for as_of, asset, checks in checked:
+        records = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=asset, asset_partitions=[as_of]), limit=1
+        ).records
+        target = None
+        if records:
+            target = TargetMaterialization(
+                run_id=records[0].event_log_entry.run_id,
+                storage_id=records[0].storage_id,
+                timestamp=records[0].timestamp,
+            )
+        for check in checks:
+            yield month_evaluation(asset, check, as_of, blocking, target)
 
 
 def month_evaluation(
-    asset: dg.AssetKey, check: dg.AssetCheckResult, as_of: str, blocking: set
+    asset: dg.AssetKey,
+    check: dg.AssetCheckResult,
+    as_of: str,
+    blocking: set,
+    target: TargetMaterialization | None = None,
 ) -> dg.AssetCheckEvaluation:
-    """The check's result, recorded for its month (the partition the check looked at)."""
+    """The check's result, recorded for its month (the partition the check looked at), on
+    the month's materialization `target` when there is one."""
     return dg.AssetCheckEvaluation(
         asset_key=dg.AssetKey.from_coercible(check.asset_key or asset),
         check_name=check.check_name,
@@ -92,6 +126,7 @@ def month_evaluation(
         description=check.description,
         blocking=dg.AssetCheckKey(asset, check.check_name) in blocking,
         partition=as_of,
+        target_materialization_data=target,
     )
 
 

@@ -9,6 +9,7 @@ decision, nor when a manual move set it for the same month. Callers hold `promot
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -152,19 +153,29 @@ def _fresh(facts: Contender) -> Contender:
 
 
 def decide_and_move(
-    client: MlflowClient, run: str, min_auc_gain: float = MIN_AUC_GAIN, as_of: str | None = None
+    client: MlflowClient,
+    run: str,
+    min_auc_gain: float = MIN_AUC_GAIN,
+    as_of: str | None = None,
+    on_other_decision: Callable[[MoveResult], None] | None = None,
 ) -> MoveResult:
     """The automatic step: walk the chain, then move `production` forward to its champion.
 
     The result's decision is month `as_of`'s (the newest month's when None); UNCHANGED when
-    that decision was already recorded, or the month has no model.
+    that decision was already recorded, or the month has no model. Every other month decided
+    now (earlier months of a range run) is passed to `on_other_decision` (e.g. for its card).
     """
     chain = walk_registry(client, run, min_auc_gain)
     moved = move_forward(client, chain)
     step = chain.step(as_of) if as_of else (chain.steps[-1] if chain.steps else None)
     decision = _reported(chain, step, as_of, min_auc_gain)
     wrote = moved or any(s.decision is not None for s in chain.steps)
-    return move_result(client, decision, _now() if wrote else None)
+    result = move_result(client, decision, _now() if wrote else None)
+    if on_other_decision is not None:
+        for other in chain.steps:
+            if other is not step and other.decision is not None:
+                on_other_decision(replace(result, decision=other.decision))
+    return result
 
 
 def _now() -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -96,10 +97,21 @@ def make_month_bad(subscriptions_csv: Path) -> int:
 
 
 @pytest.fixture(scope="session")
-def ui_state(server_home) -> Iterator[dict[str, str]]:
+def ui_ports() -> dict[str, int]:
+    """The ports the Dagster UI and the MLflow UI will serve on, known before the months run:
+    the links each writes into the other (STREAMFLOW_*_UI_URL) point there."""
+    return {"dagster": free_port(), "mlflow": free_port()}
+
+
+@pytest.fixture(scope="session")
+def ui_state(server_home, ui_ports) -> Iterator[dict[str, str]]:
     """A fresh STREAMFLOW_HOME: two good months through the graph and one that fails landing."""
     home = server_home("ui")
     env = streamflow_env(home)
+    env.update(
+        STREAMFLOW_DAGSTER_UI_URL=f"http://127.0.0.1:{ui_ports['dagster']}",
+        STREAMFLOW_MLFLOW_UI_URL=f"http://127.0.0.1:{ui_ports['mlflow']}",
+    )
     months = str(len(GOOD_MONTHS) + 1)
     written = streamflow(
         env, "demo-data", "--users", str(DEMO_USERS), "--months", months, "--seed", DEMO_SEED
@@ -177,17 +189,27 @@ class Server:
         self.proc.wait()
 
 
-@pytest.fixture(scope="session")
-def servers(ui_state, tmp_path_factory) -> Iterator[dict[str, Server]]:
-    """The deployment's webserver (as `make dev` starts it), `streamflow docs` and
-    `streamflow serve`, started side by side.
+def mlflow_ui_command(env: dict[str, str]) -> list[str]:
+    """`streamflow model ui`'s `mlflow ui` on the state's store, at STREAMFLOW_MLFLOW_UI_URL's
+    port, with one worker instead of four (the UI shares two cores)."""
+    printed = streamflow(env, "model", "ui", "--print-only")
+    assert printed.returncode == 0, printed.stderr
+    args = shlex.split(printed.stdout.strip().splitlines()[0])
+    assert args[:2] == ["mlflow", "ui"] and "***" not in printed.stdout, printed.stdout
+    return [str(BIN / "mlflow"), *args[1:], "--workers", "1"]
 
-    Both take tens of seconds to come up; starting them together overlaps that wait.
+
+@pytest.fixture(scope="session")
+def servers(ui_state, ui_ports, tmp_path_factory) -> Iterator[dict[str, Server]]:
+    """The deployment's webserver (as `make dev` starts it), `streamflow docs`,
+    `streamflow serve` and the MLflow UI (`streamflow model ui`), started side by side.
+
+    Each takes tens of seconds to come up; starting them together overlaps that wait.
     `streamflow deploy start --ui` returns once the webserver is started (it runs on, in its
     own session, until `streamflow deploy stop` in ui_state's teardown).
     """
     logs = tmp_path_factory.getbasetemp()
-    dagster_port, docs_port, api_port = free_port(), free_port(), free_port()
+    dagster_port, docs_port, api_port = ui_ports["dagster"], free_port(), free_port()
     started = {
         "dagster": Server(
             [str(BIN / "streamflow"), "deploy", "start", "--ui", str(dagster_port)],
@@ -203,6 +225,11 @@ def servers(ui_state, tmp_path_factory) -> Iterator[dict[str, Server]]:
             [str(BIN / "streamflow"), "serve", "--port", str(api_port)],
             f"http://127.0.0.1:{api_port}/health",
             logs / "api.log",
+        ),
+        "mlflow": Server(
+            mlflow_ui_command(ui_state),
+            f"{ui_state['STREAMFLOW_MLFLOW_UI_URL']}/health",
+            logs / "mlflow-ui.log",
         ),
     }
     try:
@@ -230,6 +257,12 @@ def dbt_docs(servers) -> str:
 def online_api(servers) -> str:
     """The online API's base URL, once it answers (its port opens with the model loaded)."""
     return servers["api"].wait(timeout=240).removesuffix("/health")
+
+
+@pytest.fixture(scope="session")
+def mlflow_ui(servers) -> str:
+    """The MLflow UI's base URL (STREAMFLOW_MLFLOW_UI_URL, where Dagster's links point)."""
+    return servers["mlflow"].wait(timeout=240).removesuffix("/health")
 
 
 # The Dagster UI greets a new instance with a "join the community" dialog over the page.

@@ -100,3 +100,58 @@ def test_a_range_with_a_month_that_has_not_landed_fails_naming_it(tmp_path, data
         loaded = conn.execute("select to_regclass('raw.users')").fetchone()[0]
         if loaded is not None:
             assert conn.execute("select count(*) from raw.users").fetchone()[0] == 0
+
+
+def test_a_ranges_checks_count_for_each_month_it_materialized(tmp_path, database_url):
+    """Each month's check evaluation targets that month's materialization, so the check's
+    partitions say passed / failed per month (not 'missing' for the months that passed),
+    in a range stopped by one month's blocking check and in a range that passed."""
+    from dagster._core.storage.asset_check_execution_record import (
+        AssetCheckExecutionRecordStatus as Status,
+    )
+
+    from streamflow_dagster.landing.completeness import write_manifest
+
+    landing = tmp_path / "landing"
+    generate_landing(landing, users=60, months=len(MONTHS), seed=5)
+    subscriptions = landing / MONTHS[-1] / "subscriptions.csv"
+    lines = subscriptions.read_text().splitlines()
+    header = lines[0].split(",")
+    fee = header.index("monthly_fee")
+    for i in range(1, len(lines), 5):  # one row in five with a negative fee: reject_rate fails
+        cells = lines[i].split(",")
+        cells[fee] = f"-{cells[fee]}"
+        lines[i] = ",".join(cells)
+    subscriptions.write_text("\n".join(lines) + "\n")
+    write_manifest(landing / MONTHS[-1])
+    job = (
+        build_definitions(
+            warehouse=WarehouseResource(database_url=database_url),
+            landing=LandingResource(path=str(landing)),
+        )
+        .resolve_implicit_global_asset_job_def()
+        .get_subset(asset_selection=set(landing_ingestion.keys))
+    )
+    check = dg.AssetCheckKey(dg.AssetKey("raw_subscriptions"), "reject_rate")
+
+    def statuses(instance) -> dict[str, tuple[Status, bool]]:
+        infos = instance.event_log_storage.get_asset_check_partition_info([check])
+        return {i.partition_key: (i.latest_execution_status, i.is_current) for i in infos}
+
+    with dg.instance_for_test() as instance:
+        stopped = job.execute_in_process(
+            instance=instance, tags=partition_tags(MONTHS), raise_on_error=False
+        )
+        assert not stopped.success
+        assert statuses(instance) == {
+            MONTHS[0]: (Status.SUCCEEDED, True),
+            MONTHS[1]: (Status.SUCCEEDED, True),
+            MONTHS[2]: (Status.FAILED, True),
+        }
+        rerun = job.execute_in_process(instance=instance, tags=partition_tags(MONTHS[:2]))
+        assert rerun.success
+        assert statuses(instance) == {
+            MONTHS[0]: (Status.SUCCEEDED, True),
+            MONTHS[1]: (Status.SUCCEEDED, True),
+            MONTHS[2]: (Status.FAILED, True),
+        }
