@@ -16,7 +16,6 @@ from sklearn.metrics import roc_auc_score
 
 from streamflow_dagster.defs.features import FEATURE_ASSETS
 from streamflow_dagster.defs.models import MODEL_ASSETS
-from streamflow_dagster.defs.partitions import AS_OF_PARTITIONS
 from streamflow_dagster.features.store import feature_names, feature_store
 from streamflow_dagster.features.training_table import load_training_set
 from streamflow_dagster.landing.demo_data import generate_landing
@@ -55,7 +54,6 @@ def month(database_url, pg_server, tmp_path):
         load_landing_month(conn, folder / as_of, as_of)
     mlflow_store = fresh_mlflow_store(pg_server.url("postgres"), tmp_path / "artifacts")
     instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(AS_OF_PARTITIONS.name, [as_of])
     result = dg.materialize(
         [*FEATURE_ASSETS, *MODEL_ASSETS],
         selection=SELECTION,

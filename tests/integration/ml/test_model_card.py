@@ -15,7 +15,6 @@ from mlflow.tracking import MlflowClient
 
 from streamflow_dagster.defs.features import FEATURE_ASSETS
 from streamflow_dagster.defs.models import MODEL_ASSETS
-from streamflow_dagster.defs.partitions import AS_OF_PARTITIONS
 from streamflow_dagster.landing.demo_data import generate_landing
 from streamflow_dagster.ml.model_card import CARD_ARTIFACT, PENDING_DECISION
 from streamflow_dagster.ml.registry import HOLDOUT_ARTIFACT, REGISTERED_MODEL, all_versions
@@ -61,7 +60,6 @@ def stack(pg_server, tmp_path_factory):
         conn.commit()
     store = fresh_mlflow_store(pg_server.url("postgres"), tmp / "artifacts")
     instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(AS_OF_PARTITIONS.name, months)
     results = [
         dg.materialize(
             [*FEATURE_ASSETS, *MODEL_ASSETS],

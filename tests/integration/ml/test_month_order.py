@@ -16,7 +16,6 @@ import pytest
 
 from streamflow_dagster.defs.features import FEATURE_ASSETS
 from streamflow_dagster.defs.models import MODEL_ASSETS
-from streamflow_dagster.defs.partitions import AS_OF_PARTITIONS
 from streamflow_dagster.landing.demo_data import generate_landing
 from streamflow_dagster.platform.db import ensure_database
 from tests.integration.conftest import create_marts, load_landing_month
@@ -36,7 +35,6 @@ def run(url: str, store, folder, months: list[str]) -> list[dg.ExecuteInProcessR
             load_landing_month(conn, folder / month, month)
         conn.commit()
     instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(AS_OF_PARTITIONS.name, months)
     results = [
         dg.materialize(
             [*FEATURE_ASSETS, *MODEL_ASSETS],

@@ -10,7 +10,6 @@ import pytest
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 
 from streamflow_dagster.defs.monitor_skew import SERVING_SKEW_CHECK, serving_skew
-from streamflow_dagster.defs.partitions import AS_OF_PARTITIONS
 from streamflow_dagster.defs.resources import FeastResource, WarehouseResource
 from streamflow_dagster.features.online_read import OnlineReader
 from streamflow_dagster.features.specs import online_views
@@ -45,7 +44,6 @@ def stack(pg_server, tmp_path_factory) -> Stack:
 def measure(stack: Stack) -> tuple[dict, dg.AssetCheckEvaluation]:
     month = stack.months[-1]
     instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(AS_OF_PARTITIONS.name, [month])
     result = dg.materialize(
         [serving_skew],
         partition_key=month,
