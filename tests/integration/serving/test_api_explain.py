@@ -49,7 +49,7 @@ def stack(pg_server, tmp_path_factory) -> Stack:
     month = stack.months[-1]
     boosting_only = {"hist_gradient_boosting": training.candidates(0)["hist_gradient_boosting"]}
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(training, "candidates", lambda seed: boosting_only)
+        patch.setattr(training, "candidates", lambda *args, **kwargs: boosting_only)
         store = MlflowStore(stack.tracking_uri, folder / "artifacts")
         with fluent_store(store), mlflow.start_run(run_name=f"churn_model {month} boosting"):
             trained = train_month(
