@@ -268,7 +268,9 @@ def _month_run(
         run_id=end.run_id,
         success=ok,
         seconds=seconds,
-        failures=[] if ok else report.failures or _run_failure(instance, end.run_id),
+        # A flagged month's failed checks say why; the step's failure (which names every
+        # stopped month of the range) would only repeat them.
+        failures=[] if ok or flagged else report.failures or _run_failure(instance, end.run_id),
         failed_checks=report.failed_checks,
         notes=report.notes,
         flagged=flagged and not ok,
