@@ -5,8 +5,12 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from streamflow_dagster.platform import celery
-from streamflow_dagster.platform.settings import DEFAULT_CELERY_WORKERS, load_executor_settings
+from streamflow_dagster.platform import celery, deployment
+from streamflow_dagster.platform.settings import (
+    DEFAULT_CELERY_WORKERS,
+    Settings,
+    load_executor_settings,
+)
 
 BROKER = "redis://:secret@broker.example:6379/0"
 
@@ -84,3 +88,26 @@ def test_a_worker_takes_one_step_at_a_time_from_dagsters_queue(tmp_path):
     assert args[args.index("-n") + 1] == "celery-worker-2"
     assert args[args.index("-q") + 1] == celery.QUEUE
     assert "--concurrency=1" in args[args.index("--") :]
+
+
+def test_workers_asked_for_without_the_celery_profile_are_refused(tmp_path):
+    settings = Settings(
+        home=tmp_path, landing_dir=tmp_path / "landing", database_url=None, mlflow_tracking_uri=None
+    )
+    with pytest.raises(deployment.DeploymentError, match="STREAMFLOW_EXECUTOR=celery"):
+        deployment._start_celery_workers(settings, 2)
+    deployment._start_celery_workers(settings, None)  # none asked for: nothing to start
+    assert not deployment.celery_config_file(settings).exists()
+
+
+def test_status_lists_the_started_workers_in_their_order(tmp_path):
+    settings = Settings(
+        home=tmp_path, landing_dir=tmp_path / "landing", database_url=None, mlflow_tracking_uri=None
+    )
+    folder = deployment.deployment_dir(settings)
+    folder.mkdir(parents=True)
+    for index in (10, 2, 1):
+        (folder / f"{celery.worker_name(index)}.json").write_text('{"pid": 999999999}')
+    names = [p.name for p in deployment.status(settings)]
+    assert names[-3:] == ["celery-worker-1", "celery-worker-2", "celery-worker-10"]
+    assert not any(p.running for p in deployment.status(settings))
