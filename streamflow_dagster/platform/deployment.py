@@ -270,21 +270,45 @@ def stop(settings: Settings) -> list[str]:
     """Stop every running process of the deployment (webserver and daemon first)."""
     stopped = []
     for proc in reversed(status(settings)):
-        if proc.running:
+        # A group whose leader is gone may still hold a worker finishing its step.
+        if proc.running or (proc.pid and _group_alive(proc.pid)):
             _terminate(proc.pid)
             stopped.append(proc.name)
         _state_file(settings, proc.name).unlink(missing_ok=True)
     return stopped
 
 
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of the group is left (zombies of reaped parents count as gone)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, IndexError, ProcessLookupError):
+            continue
+        if int(fields[2]) == pgid and fields[0] not in {"Z", "X"}:
+            return True
+    return False
+
+
 def _terminate(pid: int) -> None:
-    """SIGTERM to the process's group (its own session), SIGKILL after the grace time."""
+    """SIGTERM to the process's group (its own session), SIGKILL after the grace time.
+
+    The whole group is waited for, not only its leader: a Celery worker's `celery` process
+    (child of `dagster-celery`) finishes its current step after its parent has exited.
+    """
     try:
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + STOP_GRACE_S
-    while time.monotonic() < deadline and _alive(pid):
+    while time.monotonic() < deadline and _group_alive(pid):
         time.sleep(0.2)
-    if _alive(pid):
-        os.killpg(pid, signal.SIGKILL)
+    if _group_alive(pid):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
+import time
+
 import pytest
 import yaml
 
@@ -111,3 +117,21 @@ def test_status_lists_the_started_workers_in_their_order(tmp_path):
     names = [p.name for p in deployment.status(settings)]
     assert names[-3:] == ["celery-worker-1", "celery-worker-2", "celery-worker-10"]
     assert not any(p.running for p in deployment.status(settings))
+
+
+def test_stop_waits_for_the_whole_group_not_only_its_leader(monkeypatch):
+    """A `celery` child outlives its `dagster-celery` parent: stop must not leave it."""
+    monkeypatch.setattr(deployment, "STOP_GRACE_S", 1)
+    # The leader exits on SIGTERM; its child ignores SIGTERM (like a worker mid-step).
+    leader = subprocess.Popen(
+        ["sh", "-c", "(trap '' TERM; exec sleep 60) & exec sleep 60"], start_new_session=True
+    )
+    try:
+        time.sleep(0.5)
+        assert deployment._group_alive(leader.pid)
+        deployment._terminate(leader.pid)
+        assert not deployment._group_alive(leader.pid)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(leader.pid, signal.SIGKILL)
+        leader.wait()
