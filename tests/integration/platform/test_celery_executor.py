@@ -35,7 +35,9 @@ from tests.integration.defs.test_backfill_concurrency import (
 from tests.integration.ml.support import fresh_mlflow_store
 from tests.servers import RedisServer
 
-pytestmark = pytest.mark.integration
+# Two months twice over, through dbt, Feast and MLflow: longer than the default 600 s on a
+# loaded machine (the whole test is about as long as test_backfill_concurrency quiet).
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]
 
 MONTHS = ["2024-01-31", "2024-02-29"]
 USERS = 800  # every month trains (at least 20 churners per split), and stays cheap
