@@ -187,6 +187,10 @@ def start(
     lock: the first starts the processes, the next finds them running and uses them. The
     instance must be prepared first (cli/prepare.py: DAGSTER_HOME, storage, dbt manifest).
     """
+    try:  # a bad executor profile stops here, named, not in the code server's log
+        load_executor_settings()
+    except ValueError as err:
+        raise DeploymentError(str(err)) from None
     folder = deployment_dir(settings)
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / ".start.lock", "w") as lock:

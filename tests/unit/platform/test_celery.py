@@ -135,3 +135,13 @@ def test_stop_waits_for_the_whole_group_not_only_its_leader(monkeypatch):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(leader.pid, signal.SIGKILL)
         leader.wait()
+
+
+def test_a_bad_profile_stops_deploy_start_before_any_process(monkeypatch, tmp_path):
+    settings = Settings(
+        home=tmp_path, landing_dir=tmp_path / "landing", database_url=None, mlflow_tracking_uri=None
+    )
+    monkeypatch.setenv("STREAMFLOW_EXECUTOR", "celery")
+    with pytest.raises(deployment.DeploymentError, match="STREAMFLOW_CELERY_BROKER_URL"):
+        deployment.start(settings)
+    assert not deployment.deployment_dir(settings).exists()
