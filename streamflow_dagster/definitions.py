@@ -22,7 +22,8 @@ from .defs.resources import (
 )
 from .defs.schedules import build_freshness_schedule
 from .defs.sensors import alert_sensor, build_landing_sensor
-from .platform.settings import load_settings
+from .platform.celery import executor_definition
+from .platform.settings import load_executor_settings, load_settings
 
 
 def build_resources() -> dict:
@@ -67,9 +68,8 @@ def build_definitions(**resource_overrides) -> dg.Definitions:
         ],
         schedules=[build_freshness_schedule(resources["landing"].folder)],
         resources=resources,
-        # Steps run in the run worker itself: no process start per step, and dbt is the
-        # worker's own child, so it dies with it (see lib/dbt_child.py).
-        executor=dg.in_process_executor,
+        # In process by default; STREAMFLOW_EXECUTOR=celery: steps on Celery workers.
+        executor=executor_definition(load_executor_settings()),
     )
 
 

@@ -110,13 +110,20 @@ def deploy() -> None:
 
 @deploy.command("start")
 @click.option("--ui", "ui_port", type=int, default=None, help="Also serve the UI on this port.")
-def deploy_start(ui_port: int | None) -> None:
+@click.option(
+    "--celery-workers",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Celery workers to run here (STREAMFLOW_EXECUTOR=celery) "
+    "[default: $STREAMFLOW_CELERY_WORKERS, else 2]; 0: they run elsewhere.",
+)
+def deploy_start(ui_port: int | None, celery_workers: int | None) -> None:
     """Start what is not running yet (no-op for what is)."""
     from ..platform.db import start_warehouse
 
     settings = load_settings()
     start_warehouse(settings)
-    _echo_status(_start_deployment(settings, webserver_port=ui_port))
+    _echo_status(_start_deployment(settings, webserver_port=ui_port, celery_workers=celery_workers))
 
 
 @deploy.command("stop")
@@ -136,7 +143,12 @@ def deploy_status() -> None:
     processes = deployment.status(load_settings())
     _echo_status(processes)
     core = {deployment.CODE_SERVER, deployment.DAEMON}
-    if not all(p.running for p in processes if p.name in core):
+    # A stopped Celery worker is down too: the steps it would take wait on the broker.
+    if not all(
+        p.running
+        for p in processes
+        if p.name in core or p.name.startswith(deployment.celery.WORKER_PREFIX)
+    ):
         sys.exit(1)
 
 
@@ -305,14 +317,18 @@ def _report_misnamed(landing_dir: Path) -> None:
         )
 
 
-def _start_deployment(settings, webserver_port: int | None = None):
+def _start_deployment(
+    settings, webserver_port: int | None = None, celery_workers: int | None = None
+):
     """The instance and the dbt manifest ready, then the deployment's processes started."""
     from ..platform import deployment
     from .prepare import prepare_code_location
 
     prepare_code_location(settings)
     try:
-        return deployment.start(settings, webserver_port=webserver_port)
+        return deployment.start(
+            settings, webserver_port=webserver_port, celery_workers=celery_workers
+        )
     except deployment.DeploymentError as err:
         raise click.ClickException(f"The local Dagster deployment did not start: {err}") from None
 

@@ -3,7 +3,8 @@
 Three processes, each with its pid file and log under $STREAMFLOW_HOME/deployment:
 - the code server (`dagster code-server start`, gRPC) serving streamflow_dagster.definitions;
 - the daemon (`dagster-daemon run`): run queue, run monitoring, sensors, schedules;
-- on request, the webserver (`dagster-webserver`, the UI).
+- on request, the webserver (`dagster-webserver`, the UI);
+- under the Celery executor profile, the local Celery workers (platform/celery.py).
 The daemon and the webserver load the generated workspace.yaml, which points at the code
 server, so every run (CLI, sensor, schedule, UI) carries the same code-location origin.
 """
@@ -21,8 +22,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import celery
 from .instance import STORAGE_URL_ENV
-from .settings import PROJECT_ROOT, Settings
+from .settings import PROJECT_ROOT, Settings, load_executor_settings
 
 LOCATION_NAME = "streamflow"
 CODE_SERVER, DAEMON, WEBSERVER = "code-server", "daemon", "webserver"
@@ -74,10 +76,20 @@ def _alive(pid: int) -> bool:
     return state not in {"Z", "X"}
 
 
+def celery_config_file(settings: Settings) -> Path:
+    return deployment_dir(settings) / "celery.yaml"
+
+
+def _worker_names(settings: Settings) -> list[str]:
+    """The Celery workers started here (a state file each), in the order they were numbered."""
+    files = deployment_dir(settings).glob(f"{celery.WORKER_PREFIX}-*.json")
+    return sorted((f.stem for f in files), key=lambda n: int(n.rsplit("-", 1)[1]))
+
+
 def status(settings: Settings) -> list[ProcessStatus]:
     """Each process: its pid and port from its state file, and whether it still runs."""
     result = []
-    for name in PROCESSES:
+    for name in (*PROCESSES, *_worker_names(settings)):
         state_file = _state_file(settings, name)
         state = json.loads(state_file.read_text()) if state_file.exists() else {}
         pid = state.get("pid")
@@ -106,13 +118,16 @@ def _spawn(settings: Settings, name: str, args: list[str], port: int | None) -> 
     log = _log_file(settings, name)
     log.parent.mkdir(parents=True, exist_ok=True)
     deployment_dir(settings).mkdir(parents=True, exist_ok=True)
+    env = _environment(settings)
+    if name.startswith(celery.WORKER_PREFIX):
+        env = celery.worker_env(env)
     with open(log, "a") as out:
         out.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(args)}\n")
         out.flush()
         proc = subprocess.Popen(
             args,
             cwd=PROJECT_ROOT,
-            env=_environment(settings),
+            env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -162,21 +177,30 @@ def _wait_for_code_server(settings: Settings, proc: ProcessStatus) -> None:
     )
 
 
-def start(settings: Settings, webserver_port: int | None = None) -> list[ProcessStatus]:
-    """Start what is not running: code server, daemon, and the webserver when given a port.
+def start(
+    settings: Settings, webserver_port: int | None = None, celery_workers: int | None = None
+) -> list[ProcessStatus]:
+    """Start what is not running: code server, daemon, the webserver when given a port, and
+    under the Celery profile `celery_workers` workers (default STREAMFLOW_CELERY_WORKERS).
 
     Commands started at the same moment (e.g. two `streamflow run`) take turns under a file
     lock: the first starts the processes, the next finds them running and uses them. The
     instance must be prepared first (cli/prepare.py: DAGSTER_HOME, storage, dbt manifest).
     """
+    try:  # a bad executor profile stops here, named, not in the code server's log
+        load_executor_settings()
+    except ValueError as err:
+        raise DeploymentError(str(err)) from None
     folder = deployment_dir(settings)
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / ".start.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _start_locked(settings, webserver_port)
+        return _start_locked(settings, webserver_port, celery_workers)
 
 
-def _start_locked(settings: Settings, webserver_port: int | None) -> list[ProcessStatus]:
+def _start_locked(
+    settings: Settings, webserver_port: int | None, celery_workers: int | None
+) -> list[ProcessStatus]:
     code = _running(settings, CODE_SERVER)
     if code is None:
         port = _free_port()
@@ -220,28 +244,75 @@ def _start_locked(settings: Settings, webserver_port: int | None) -> list[Proces
             ],
             webserver_port,
         )
+    _start_celery_workers(settings, celery_workers)
     return status(settings)
+
+
+def _start_celery_workers(settings: Settings, count: int | None) -> None:
+    """Workers 1..count that are not running (none outside the Celery profile)."""
+    try:
+        executor = load_executor_settings()
+    except ValueError as err:
+        raise DeploymentError(str(err)) from None
+    if not executor.celery:
+        if count:
+            raise DeploymentError(
+                f"{count} Celery worker(s) asked for, but the executor is "
+                f"{executor.executor!r}: set STREAMFLOW_EXECUTOR=celery and "
+                "STREAMFLOW_CELERY_BROKER_URL"
+            )
+        return
+    count = executor.celery_workers if count is None else count
+    config = celery.write_worker_config(celery_config_file(settings), executor)
+    for index in range(1, count + 1):
+        name = celery.worker_name(index)
+        if _running(settings, name) is None:
+            _spawn(settings, name, celery.worker_args(config, name), None)
 
 
 def stop(settings: Settings) -> list[str]:
     """Stop every running process of the deployment (webserver and daemon first)."""
     stopped = []
     for proc in reversed(status(settings)):
-        if proc.running:
+        # A group whose leader is gone may still hold a worker finishing its step.
+        if proc.running or (proc.pid and _group_alive(proc.pid)):
             _terminate(proc.pid)
             stopped.append(proc.name)
         _state_file(settings, proc.name).unlink(missing_ok=True)
     return stopped
 
 
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of the group is left (zombies of reaped parents count as gone)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, IndexError, ProcessLookupError):
+            continue
+        if int(fields[2]) == pgid and fields[0] not in {"Z", "X"}:
+            return True
+    return False
+
+
 def _terminate(pid: int) -> None:
-    """SIGTERM to the process's group (its own session), SIGKILL after the grace time."""
+    """SIGTERM to the process's group (its own session), SIGKILL after the grace time.
+
+    The whole group is waited for, not only its leader: a Celery worker's `celery` process
+    (child of `dagster-celery`) finishes its current step after its parent has exited.
+    """
     try:
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + STOP_GRACE_S
-    while time.monotonic() < deadline and _alive(pid):
+    while time.monotonic() < deadline and _group_alive(pid):
         time.sleep(0.2)
-    if _alive(pid):
-        os.killpg(pid, signal.SIGKILL)
+    if _group_alive(pid):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -207,3 +207,44 @@ def _number(name: str, default: float, wanted: str, valid) -> float:
     if value is None or not math.isfinite(value) or not valid(value):
         raise ValueError(f"{name}={raw!r}: give {wanted}")
     return value
+
+
+# -- the executor (definitions.py, platform/celery.py) ---------------------------------------
+# in_process: a run's steps one after another in its run worker (the default; no broker).
+# celery: each step is a task on Celery workers over a broker (Redis); workers are started by
+# `streamflow deploy start` (STREAMFLOW_CELERY_WORKERS of them) or elsewhere, same code.
+EXECUTORS = ("in_process", "celery")
+DEFAULT_CELERY_WORKERS = 2  # a step each at a time: one per core on this 2-core machine
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    executor: str  # STREAMFLOW_EXECUTOR: one of EXECUTORS
+    celery_broker_url: str | None  # STREAMFLOW_CELERY_BROKER_URL, e.g. redis://host:6379/0
+    celery_backend_url: str | None  # STREAMFLOW_CELERY_BACKEND_URL; default: the broker's URL
+    celery_workers: int  # STREAMFLOW_CELERY_WORKERS: local workers `deploy start` starts
+
+    @property
+    def celery(self) -> bool:
+        return self.executor == "celery"
+
+
+def load_executor_settings() -> ExecutorSettings:
+    """The executor profile; a bad or incomplete one is a ValueError naming the variable."""
+    executor = (os.environ.get("STREAMFLOW_EXECUTOR") or "in_process").strip().lower()
+    if executor not in EXECUTORS:
+        raise ValueError(f"STREAMFLOW_EXECUTOR={executor!r}: give one of {', '.join(EXECUTORS)}")
+    broker = (os.environ.get("STREAMFLOW_CELERY_BROKER_URL") or "").strip() or None
+    if executor == "celery" and broker is None:
+        raise ValueError(
+            "STREAMFLOW_EXECUTOR=celery needs STREAMFLOW_CELERY_BROKER_URL, the broker's URL "
+            "(e.g. redis://127.0.0.1:6379/0)"
+        )
+    backend = (os.environ.get("STREAMFLOW_CELERY_BACKEND_URL") or "").strip() or broker
+    workers = _number(
+        "STREAMFLOW_CELERY_WORKERS",
+        DEFAULT_CELERY_WORKERS,
+        "a whole number of workers, 0 or more",
+        lambda v: v >= 0 and v == int(v),
+    )
+    return ExecutorSettings(executor, broker, backend, int(workers))
