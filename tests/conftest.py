@@ -20,10 +20,16 @@ os.environ.setdefault("STREAMFLOW_LANDING_SETTLE_SECONDS", "0")
 # would run alone at the end. Measured per file (--durations); the rest keep their order.
 SLOW_FILES = [
     "tests/integration/defs/test_backfill_concurrency.py",
+    "tests/integration/cli/test_telco_end_to_end.py",
     "tests/e2e/test_ui_tour.py",
     "tests/integration/platform/test_deployment.py",
     "tests/integration/ml/test_month_order.py",
     "tests/integration/cli/test_demo_alerts.py",
+    # the unit files that train models (CPU: minutes at load 25, tens of seconds quiet)
+    "tests/unit/serving/test_explain.py",
+    "tests/unit/ml/test_training.py",
+    "tests/unit/serving/test_serving.py",
+    "tests/unit/serving/test_failures.py",
 ]
 
 
