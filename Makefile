@@ -23,8 +23,16 @@ install: $(BIN)/streamflow  ## virtualenv + locked dependencies
 demo: install  ## the main job: demo data, embedded PostgreSQL, every month, summary
 	$(BIN)/streamflow demo
 
+# The suite runs in TEST_WORKERS pytest-xdist workers, one test file per worker at a time
+# (--dist loadfile: a file's module fixtures, e.g. one deployment, stay in one worker); each
+# worker has its own session state folder and embedded PostgreSQL (tests/conftest.py). Most of
+# the suite's time is spent waiting on subprocesses (dbt, the deployment, servers), so three
+# workers beat two even on a 2-core machine. The slowest files start first (tests/conftest.py
+# SLOW_FILES; --no-loadscope-reorder keeps that order). TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 3
+
 test: install lint  ## lint, then the whole test suite on the real stack
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 unit: install  ## the fast tests only (no database)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
