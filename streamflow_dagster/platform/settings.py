@@ -57,6 +57,11 @@ class Settings:
         return self.home / "serving" / "prediction-log-spool"
 
     @property
+    def serve_metrics_dir(self) -> Path:
+        """`streamflow serve --workers N`: the workers' Prometheus files (emptied at start)."""
+        return self.home / "serving" / "metrics-multiproc"
+
+    @property
     def dbt_docs_dir(self) -> Path:
         return self.home / "dbt-docs"
 
@@ -166,6 +171,9 @@ def first_month() -> str:
 # The model's alias is watched this often: a promotion reaches a running API within it plus
 # the load time (about a second), well inside the 30 s the platform promises.
 DEFAULT_RELOAD_SECONDS = 10.0
+# Each worker holds the models and the feature reader (a few hundred MB): 64 is far past
+# any core count this API is meant for; more is a typo.
+MAX_SERVE_WORKERS = 64
 
 
 @dataclass(frozen=True)
@@ -174,10 +182,14 @@ class ServeSettings:
     challenger_alias: str | None  # STREAMFLOW_SERVE_CHALLENGER_ALIAS, e.g. "challenger"
     challenger_share: float  # STREAMFLOW_SERVE_CHALLENGER_SHARE: users on the challenger, 0-1
     reload_seconds: float  # STREAMFLOW_SERVE_RELOAD_SECONDS
+    workers: int = 1  # STREAMFLOW_SERVE_WORKERS: API processes (`streamflow serve --workers`)
+    # PROMETHEUS_MULTIPROC_DIR: set (by `serve --workers N`) means metrics summed over workers
+    metrics_multiproc_dir: Path | None = None
 
 
 def load_serve_settings() -> ServeSettings:
     """The API's settings; a malformed value is a ValueError naming the variable and value."""
+    multiproc = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
     return ServeSettings(
         admin_token=os.environ.get("STREAMFLOW_API_TOKEN") or None,
         challenger_alias=os.environ.get("STREAMFLOW_SERVE_CHALLENGER_ALIAS") or None,
@@ -193,6 +205,15 @@ def load_serve_settings() -> ServeSettings:
             "a number of seconds over 0",
             lambda v: v > 0.0,
         ),
+        workers=int(
+            _number(
+                "STREAMFLOW_SERVE_WORKERS",
+                1,
+                "a whole number of processes from 1 to 64",
+                lambda v: v.is_integer() and 1 <= v <= MAX_SERVE_WORKERS,
+            )
+        ),
+        metrics_multiproc_dir=Path(multiproc) if multiproc else None,
     )
 
 
