@@ -20,7 +20,7 @@ from .defs.resources import (
     WarehouseResource,
     model_resources,
 )
-from .defs.schedules import build_freshness_schedule
+from .defs.schedules import build_freshness_schedule, serving_skew_daily
 from .defs.sensors import alert_sensor, build_landing_sensor
 from .platform.settings import load_settings
 
@@ -65,7 +65,7 @@ def build_definitions(**resource_overrides) -> dg.Definitions:
             alert_sensor,
             platform_health_sensor,
         ],
-        schedules=[build_freshness_schedule(resources["landing"].folder)],
+        schedules=[build_freshness_schedule(resources["landing"].folder), serving_skew_daily],
         resources=resources,
         # Steps run in the run worker itself: no process start per step, and dbt is the
         # worker's own child, so it dies with it (see lib/dbt_child.py).
