@@ -111,8 +111,10 @@ def _serve_workers(host: str, port: int, access_log: bool, log_level: str, worke
     start_warehouse(settings)  # once, here: the workers then find the embedded server running
     metrics_dir = settings.serve_metrics_dir
     prepare_multiprocess_dir(metrics_dir)
-    # Read by prometheus_client when a worker imports it, and by the workers' settings.
+    # Read by prometheus_client when a worker imports it (the older name by Feast's metrics,
+    # which would otherwise point both at a temp folder of its own).
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    os.environ["PROMETHEUS_MULTIPROCESS_DIR"] = str(metrics_dir)
     os.environ["STREAMFLOW_SERVE_WORKERS"] = str(workers)
     click.echo(
         f"API on http://{host}:{port} (docs: /docs, readiness: /ready, metrics summed over the "

@@ -182,14 +182,14 @@ class ServeSettings:
     challenger_alias: str | None  # STREAMFLOW_SERVE_CHALLENGER_ALIAS, e.g. "challenger"
     challenger_share: float  # STREAMFLOW_SERVE_CHALLENGER_SHARE: users on the challenger, 0-1
     reload_seconds: float  # STREAMFLOW_SERVE_RELOAD_SECONDS
-    workers: int = 1  # STREAMFLOW_SERVE_WORKERS: API processes (`streamflow serve --workers`)
-    # PROMETHEUS_MULTIPROC_DIR: set (by `serve --workers N`) means metrics summed over workers
-    metrics_multiproc_dir: Path | None = None
+    # STREAMFLOW_SERVE_WORKERS: API processes (`streamflow serve --workers`); over 1, metrics
+    # are summed over them through Settings.serve_metrics_dir. Not PROMETHEUS_MULTIPROC_DIR
+    # alone: importing Feast sets it (to a temp folder of its own) in every process.
+    workers: int = 1
 
 
 def load_serve_settings() -> ServeSettings:
     """The API's settings; a malformed value is a ValueError naming the variable and value."""
-    multiproc = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
     return ServeSettings(
         admin_token=os.environ.get("STREAMFLOW_API_TOKEN") or None,
         challenger_alias=os.environ.get("STREAMFLOW_SERVE_CHALLENGER_ALIAS") or None,
@@ -213,7 +213,6 @@ def load_serve_settings() -> ServeSettings:
                 lambda v: v.is_integer() and 1 <= v <= MAX_SERVE_WORKERS,
             )
         ),
-        metrics_multiproc_dir=Path(multiproc) if multiproc else None,
     )
 
 

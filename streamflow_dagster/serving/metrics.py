@@ -83,8 +83,11 @@ class Metrics:
 
 
 def build_metrics(multiprocess_dir: Path | None = None) -> Metrics:
-    """The API's metrics; with `multiprocess_dir`, in prometheus_client's multiprocess mode
-    (which prometheus_client chose at import from PROMETHEUS_MULTIPROC_DIR)."""
+    """The API's metrics; with `multiprocess_dir`, summed over the workers' files there.
+
+    Without it, this process's own registry: prometheus_client may still keep values in
+    files (importing Feast sets PROMETHEUS_MULTIPROC_DIR to a temp folder of its own), but
+    only this registry's metrics are answered, as with one worker before."""
     if multiprocess_dir is not None and not values.ValueClass._multiprocess:
         raise RuntimeError(
             f"multiprocess metrics in {multiprocess_dir} asked for, but prometheus_client was "

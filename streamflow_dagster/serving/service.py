@@ -149,7 +149,7 @@ class Service:
             serve.admin_token,
             spool_dir=settings.prediction_spool_dir,
             workers=serve.workers,
-            metrics_dir=serve.metrics_multiproc_dir,
+            metrics_dir=settings.serve_metrics_dir if serve.workers > 1 else None,
         )
 
     @property
