@@ -16,7 +16,7 @@ import pytest
 
 from tests.integration.serving.api_support import TOKEN, Stack, build_stack, free_port
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(3000)]
 
 REQUESTS = 30
 SCRAPES = 8  # fresh connections: the kernel hands them to either worker
@@ -57,7 +57,7 @@ class Served:
             stderr=self.log.open("w"),
         )
 
-    def ready_pids(self, wanted: int, timeout: float = 600) -> set[int]:
+    def ready_pids(self, wanted: int, timeout: float = 1200) -> set[int]:
         """Pids of workers that answered /ready 200, polled on fresh connections."""
         pids: set[int] = set()
         deadline = time.monotonic() + timeout
