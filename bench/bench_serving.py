@@ -144,7 +144,7 @@ def write_ids(env: dict, path: Path) -> int:
 
 
 def load_test(
-    name: str, cmd: list[str], port: int, env: dict, args, profile=False, after=None
+    name: str, cmd: list[str], port: int, env: dict, args, profile=False, after=None, start_s=180
 ) -> dict:
     """wrk on the server `cmd` starts; `after(url)`, when given, runs before it stops (its
     value is kept as `after`)."""
@@ -157,7 +157,7 @@ def load_test(
     url = f"http://127.0.0.1:{port}"
     result = {}
     try:
-        wait_until_serving(url, server, env)
+        wait_until_serving(url, server, env, start_s)
         wrk(url, 4, WARM_UP_S, env)
         for connections in CONCURRENCY:
             spy = None

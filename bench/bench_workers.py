@@ -33,6 +33,9 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--duration", type=int, default=20, help="seconds per wrk run")
     parser.add_argument("--home", default="bench-work/serving-home")
+    parser.add_argument(
+        "--start-timeout", type=int, default=900, help="seconds for the workers to load"
+    )
     args = parser.parse_args()
     ensure_wrk()
     home = Path(args.home).resolve()
@@ -49,7 +52,13 @@ def main() -> None:
         cmd = [str(BIN / "streamflow"), "serve", "--port", str(PORT), "--log-level", "warning"]
         cmd += ["--workers", str(workers)]
         results[f"workers_{workers}"] = load_test(
-            f"{workers} worker(s)", cmd, PORT, env, args, after=counted_by_the_api
+            f"{workers} worker(s)",
+            cmd,
+            PORT,
+            env,
+            args,
+            after=counted_by_the_api,
+            start_s=args.start_timeout,
         )
         results[f"workers_{workers}"]["load_after"] = os.getloadavg()
     out = home / "bench-workers.json"
