@@ -143,7 +143,11 @@ def write_ids(env: dict, path: Path) -> int:
     return len(ids)
 
 
-def load_test(name: str, cmd: list[str], port: int, env: dict, args, profile=False) -> dict:
+def load_test(
+    name: str, cmd: list[str], port: int, env: dict, args, profile=False, after=None, start_s=180
+) -> dict:
+    """wrk on the server `cmd` starts; `after(url)`, when given, runs before it stops (its
+    value is kept as `after`)."""
     print(f"\n== {name}: {' '.join(Path(c).name if '/' in c else c for c in cmd)}", flush=True)
     ensure_port_free(port)
     log = open(Path(env["STREAMFLOW_HOME"]) / f"bench-{port}.log", "w")  # noqa: SIM115
@@ -153,7 +157,7 @@ def load_test(name: str, cmd: list[str], port: int, env: dict, args, profile=Fal
     url = f"http://127.0.0.1:{port}"
     result = {}
     try:
-        wait_until_serving(url, server, env)
+        wait_until_serving(url, server, env, start_s)
         wrk(url, 4, WARM_UP_S, env)
         for connections in CONCURRENCY:
             spy = None
@@ -170,6 +174,8 @@ def load_test(name: str, cmd: list[str], port: int, env: dict, args, profile=Fal
             )
         result["peak_rss_mb"] = peak_rss_mb(server.pid)
         print(f"  peak RSS of the server: {result['peak_rss_mb']} MB")
+        if after is not None:
+            result["after"] = after(url)
     finally:
         os.killpg(server.pid, signal.SIGINT)
         try:

@@ -20,7 +20,7 @@ from .defs.resources import (
     WarehouseResource,
     model_resources,
 )
-from .defs.schedules import build_freshness_schedule
+from .defs.schedules import build_freshness_schedule, serving_skew_daily
 from .defs.sensors import alert_sensor, build_landing_sensor
 from .platform.celery import executor_definition
 from .platform.settings import load_executor_settings, load_settings
@@ -66,7 +66,7 @@ def build_definitions(**resource_overrides) -> dg.Definitions:
             alert_sensor,
             platform_health_sensor,
         ],
-        schedules=[build_freshness_schedule(resources["landing"].folder)],
+        schedules=[build_freshness_schedule(resources["landing"].folder), serving_skew_daily],
         resources=resources,
         # In process by default; STREAMFLOW_EXECUTOR=celery: steps on Celery workers.
         executor=executor_definition(load_executor_settings()),

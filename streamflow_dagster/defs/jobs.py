@@ -19,6 +19,7 @@ LABELS_JOB = "streamflow_labels"
 SETUP_JOB = "streamflow_setup"
 DOCS_JOB = "streamflow_docs"
 FRESHNESS_JOB = "landing_freshness_alert"
+SERVING_SKEW_JOB = "streamflow_serving_skew"
 
 # Assets that are not per month: applied once, before months that need them.
 SETUP_ASSETS = [feast_registry]
@@ -53,6 +54,12 @@ setup_job = dg.define_asset_job(
     SETUP_JOB,
     selection=dg.AssetSelection.assets(*SETUP_ASSETS),
     description="What every month needs first: the Feast definitions applied.",
+)
+serving_skew_job = dg.define_asset_job(
+    SERVING_SKEW_JOB,
+    selection=dg.AssetSelection.assets(*AFTER_SERVING_ASSETS),
+    description="A month's training/serving skew, from what the API answered with "
+    "(started daily by the serving_skew schedule for the month served online).",
 )
 docs_job = dg.define_asset_job(
     DOCS_JOB,
@@ -100,4 +107,4 @@ def freshness_alert_job():
     alert_overdue_month()
 
 
-JOBS = [setup_job, monthly_job, labels_job, docs_job, freshness_alert_job]
+JOBS = [setup_job, monthly_job, labels_job, docs_job, freshness_alert_job, serving_skew_job]

@@ -1,8 +1,8 @@
 """The serving_skew monitor: what the API answered with against what training would read.
 
 Not in the monthly job: a month's run builds its online features before anything is served
-from them, so its skew is measured later, once the API has answered (materialize serving_skew
-for the month from the UI, or `dagster asset materialize`).
+from them, so its skew is measured later, once the API has answered: every night by the
+serving_skew_daily schedule (defs/schedules.py) for the month served online, or by hand.
 """
 
 import dagster as dg
@@ -42,14 +42,16 @@ def serving_skew(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, feast: FeastResource
 ) -> dg.MaterializeResult:
     """Training/serving skew: the month's served feature values vs the offline store's."""
-    from ..features.specs import service_views
+    from ..features.specs import merge_views, service_views
     from ..ml.scoring import read_month_features
     from ..monitoring.queries import served_features
     from ..monitoring.skew import compare_served, skew_outcome
 
     as_of = validate_as_of(context.partition_key)
     store = feast.store(warehouse.url())
-    views = service_views(store, feast.feature_service)
+    # Every applied service's views, as the API reads them: a churn_v2 answer logs 26 features.
+    services = sorted(s.name for s in store.list_feature_services())
+    views = merge_views([service_views(store, name) for name in services])
     kinds = {name: kind for view in views for name, kind in view.features}
     with warehouse.connect() as conn:
         served, unrecorded = served_features(conn, as_of)

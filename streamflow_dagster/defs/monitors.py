@@ -85,20 +85,22 @@ def _drift_month(context, config, warehouse, mlflow_store, feast, as_of_key: str
     from ..ml.registry import AS_OF_TAG
     from ..ml.scoring import read_month_features
     from ..monitoring.decisions import drift_references
-    from ..monitoring.drift import compare_months, drift_outcome
+    from ..monitoring.drift import compare_months, drift_outcome, watched_service
     from ..monitoring.queries import previous_month
     from ..monitoring.report import write_report
 
     as_of = validate_as_of(as_of_key)
     store = feast.store(warehouse.url())
-    views = service_views(store, feast.feature_service)
-    features = feature_names(store, feast.feature_service)
     production = production_version_for(
         warehouse,
         mlflow_store.client(step="feature_drift", month=str(as_of)),
         context.run.run_id,
         as_of_key,
     )
+    # The features the month's model reads (churn_v2's 26 when it won), else the default's.
+    service = watched_service(production.tags if production else None, feast.feature_service)
+    views = service_views(store, service)
+    features = feature_names(store, service)
     with warehouse.connect() as conn:
         current = read_month_features(conn, views, as_of)
         if current.empty:
@@ -152,6 +154,7 @@ def _drift_month(context, config, warehouse, mlflow_store, feast, as_of_key: str
             **_drift_metadata(
                 str(as_of), len(features), references, comparisons, notes, report, config
             ),
+            "feature_service": service,
             **links,
         },
         check_results=[to_check_result(check, outcome) for check, outcome in outcomes.items()],

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..lib.checks import CheckOutcome
+from ..ml.registry_names import FEATURE_SERVICE_TAG
 
 # Quantile bins of a numeric feature: deciles, the convention the PSI thresholds below were
 # calibrated with. Tied values (counts such as failed_payments_90d, mostly 0) merge bins.
@@ -62,6 +63,13 @@ class DriftComparison:
     @property
     def level(self) -> str:
         return drift_level(self.max_psi)
+
+
+def watched_service(model_tags: dict | None, default_service: str) -> str:
+    """The feature service whose features drift is measured on: the one the month's
+    Production model was trained with (its `feature_service` tag), else `default_service`
+    (no model yet, or a version registered before models named their service)."""
+    return (model_tags or {}).get(FEATURE_SERVICE_TAG) or default_service
 
 
 def psi(reference_share: np.ndarray, current_share: np.ndarray) -> float:

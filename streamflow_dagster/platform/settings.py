@@ -57,6 +57,11 @@ class Settings:
         return self.home / "serving" / "prediction-log-spool"
 
     @property
+    def serve_metrics_dir(self) -> Path:
+        """`streamflow serve --workers N`: the workers' Prometheus files (emptied at start)."""
+        return self.home / "serving" / "metrics-multiproc"
+
+    @property
     def dbt_docs_dir(self) -> Path:
         return self.home / "dbt-docs"
 
@@ -166,6 +171,9 @@ def first_month() -> str:
 # The model's alias is watched this often: a promotion reaches a running API within it plus
 # the load time (about a second), well inside the 30 s the platform promises.
 DEFAULT_RELOAD_SECONDS = 10.0
+# Each worker holds the models and the feature reader (a few hundred MB): 64 is far past
+# any core count this API is meant for; more is a typo.
+MAX_SERVE_WORKERS = 64
 
 
 @dataclass(frozen=True)
@@ -174,6 +182,10 @@ class ServeSettings:
     challenger_alias: str | None  # STREAMFLOW_SERVE_CHALLENGER_ALIAS, e.g. "challenger"
     challenger_share: float  # STREAMFLOW_SERVE_CHALLENGER_SHARE: users on the challenger, 0-1
     reload_seconds: float  # STREAMFLOW_SERVE_RELOAD_SECONDS
+    # STREAMFLOW_SERVE_WORKERS: API processes (`streamflow serve --workers`); over 1, metrics
+    # are summed over them through Settings.serve_metrics_dir. Not PROMETHEUS_MULTIPROC_DIR
+    # alone: importing Feast sets it (to a temp folder of its own) in every process.
+    workers: int = 1
 
 
 def load_serve_settings() -> ServeSettings:
@@ -192,6 +204,14 @@ def load_serve_settings() -> ServeSettings:
             DEFAULT_RELOAD_SECONDS,
             "a number of seconds over 0",
             lambda v: v > 0.0,
+        ),
+        workers=int(
+            _number(
+                "STREAMFLOW_SERVE_WORKERS",
+                1,
+                "a whole number of processes from 1 to 64",
+                lambda v: v.is_integer() and 1 <= v <= MAX_SERVE_WORKERS,
+            )
         ),
     )
 

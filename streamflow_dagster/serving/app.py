@@ -13,6 +13,7 @@ import asyncio
 import gc
 import hmac
 import logging
+import os
 import time
 from contextlib import asynccontextmanager
 from datetime import date
@@ -21,13 +22,13 @@ from typing import Annotated, Any
 from fastapi import Body, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .docs import serve_docs
 from .engine import Answer, ModelUnavailable, OnlineStoreUnavailable, ServingBug
 from .http_methods import HeadAsGet, allow_header
+from .metrics import MEDIA_TYPE
 from .reasons import ExplanationOut, explanations
 from .service import Service
 from .split import PRODUCTION, Split
@@ -212,6 +213,7 @@ def create_app(service: Service, startup_wait_s: float = STARTUP_WAIT_S) -> Fast
                 "buffered_rows": service.predictions_log.buffered,
                 "error": service.predictions_log.last_error,
             },
+            "worker": {"pid": os.getpid(), "workers": service.workers},
         }
         return JSONResponse(body, status_code=503 if reasons else 200)
 
@@ -283,7 +285,15 @@ def create_app(service: Service, startup_wait_s: float = STARTUP_WAIT_S) -> Fast
         changes = await asyncio.to_thread(service.slots.refresh)
         service.update_model_gauges()
         log.info(f"manual reload: {changes or 'no change'}")
-        return JSONResponse({"changed": changes, "models": _versions(service)})
+        # Under several workers this one reloads now; the others at their next alias check.
+        return JSONResponse(
+            {
+                "changed": changes,
+                "models": _versions(service),
+                "worker_pid": os.getpid(),
+                "workers": service.workers,
+            }
+        )
 
     @app.put(
         "/admin/split",
@@ -297,6 +307,15 @@ def create_app(service: Service, startup_wait_s: float = STARTUP_WAIT_S) -> Fast
         denied = _check_token(service, authorization)
         if denied:
             return denied
+        if service.workers > 1:  # each worker holds its own split: one call reaches one worker
+            return JSONResponse(
+                {
+                    "error": f"The split cannot change at run time under {service.workers} "
+                    "workers (a call reaches one of them): set STREAMFLOW_SERVE_CHALLENGER_ALIAS "
+                    "and STREAMFLOW_SERVE_CHALLENGER_SHARE and restart, or serve with --workers 1"
+                },
+                status_code=409,
+            )
         service.set_split(Split(split.challenger_alias, split.challenger_share))
         log.info(f"split changed: {_split_body(service.split)}")
         return JSONResponse({"split": _split_body(service.split)})
@@ -304,7 +323,7 @@ def create_app(service: Service, startup_wait_s: float = STARTUP_WAIT_S) -> Fast
     @app.get("/metrics", summary="Prometheus metrics", include_in_schema=True)
     async def metrics() -> Response:
         service.update_model_gauges()
-        return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(service.metrics.exposition(), media_type=MEDIA_TYPE)
 
     return app
 
@@ -467,3 +486,4 @@ class MetricsMiddleware:
             labels = (getattr(route, "path", "unmatched"), scope["method"], str(status))
             self.metrics.requests.labels(*labels).inc()
             self.metrics.latency.labels(*labels).observe(time.perf_counter() - started)
+            self.metrics.sync_gc()  # multiprocess mode only: this worker's python_gc_* counters

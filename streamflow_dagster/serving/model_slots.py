@@ -121,8 +121,9 @@ class ModelSlots:
 class Watcher:
     """Refreshes the slots every `interval` seconds, or at once when asked."""
 
-    def __init__(self, slots: ModelSlots, interval: float):
+    def __init__(self, slots: ModelSlots, interval: float, on_refresh=None):
         self.slots, self.interval = slots, interval
+        self._on_refresh = on_refresh  # e.g. this process's model-version gauge
         self._wake, self._stop = threading.Event(), threading.Event()
         # Set once the first refresh is over (loaded, or the reason it could not be): until
         # then "still loading" is the truth; after it, /ready names what is really wrong.
@@ -145,6 +146,8 @@ class Watcher:
             try:
                 for change in self.slots.refresh():
                     log.info(f"serving: {change}")
+                if self._on_refresh is not None:
+                    self._on_refresh()
             finally:
                 self.first_refresh_done.set()
             self._wake.wait(self.interval)

@@ -104,8 +104,11 @@ class Service:
         admin_token: str | None,
         production_alias: str = PRODUCTION_ALIAS,
         spool_dir: Path | None = None,  # prediction log rows kept over a stop during an outage
+        workers: int = 1,  # API processes serving the same port (`streamflow serve --workers`)
+        metrics_dir: Path | None = None,  # their Prometheus multiprocess files
     ):
-        self.metrics: Metrics = build_metrics()
+        self.metrics: Metrics = build_metrics(metrics_dir)
+        self.workers = workers
         self.admin_token = admin_token
         self._split = split
         self._split_lock = threading.Lock()
@@ -126,7 +129,7 @@ class Service:
             self._record,
             self.metrics.store_latency.observe,
         )
-        self.watcher = Watcher(self.slots, reload_seconds)
+        self.watcher = Watcher(self.slots, reload_seconds, on_refresh=self.update_model_gauges)
 
     @classmethod
     def from_installation(cls) -> Service:
@@ -145,6 +148,8 @@ class Service:
             serve.reload_seconds,
             serve.admin_token,
             spool_dir=settings.prediction_spool_dir,
+            workers=serve.workers,
+            metrics_dir=settings.serve_metrics_dir if serve.workers > 1 else None,
         )
 
     @property
@@ -193,6 +198,11 @@ class Service:
             version = state.loaded.version if state.loaded else 0
             self.metrics.model_version.labels(variant, alias).set(version)
         if CHALLENGER not in self.slots.states:
+            if self.metrics.multiprocess_dir is not None:  # no removal there: 0 = none loaded
+                for sample in list(self.metrics.model_version.collect()[0].samples):
+                    if sample.labels.get("variant") == CHALLENGER:
+                        self.metrics.model_version.labels(CHALLENGER, sample.labels["alias"]).set(0)
+                return
             for sample in list(self.metrics.model_version.collect()[0].samples):
                 if sample.labels.get("variant") == CHALLENGER:
                     self.metrics.model_version.remove(CHALLENGER, sample.labels["alias"])

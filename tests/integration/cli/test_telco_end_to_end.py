@@ -9,7 +9,9 @@ process on a free port. Prints the figures the integrator reports (run with -s t
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -174,6 +176,7 @@ def test_the_telco_table_through_the_cli_and_the_api(cli_env, tmp_path):
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
             ready = http.get("/ready")
             predicted = http.get(f"/predict/{CUSTOMER}")
+            explained = http.get(f"/predict/{CUSTOMER}", params={"explain": "true"})
             features = http.get(f"/features/{CUSTOMER}")
             churner = http.get(f"/features/{churned_customer()}")
     finally:
@@ -192,14 +195,53 @@ def test_the_telco_table_through_the_cli_and_the_api(cli_env, tmp_path):
     seed_features = features.json()["features"]  # /features: churn_v1's 14, as before
     assert len(seed_features) == 14 and seed_features == {k: used[k] for k in seed_features}
     assert churner.status_code == 404  # left after January: not in February's snapshot
+    assert_explanation_adds_up(explained, answer)
+    calibration = telco_calibration(cli_env, churners / TELCO_ROWS)
 
     print(
         f"\nTelco end to end: {TELCO_ROWS} rows in January, {scored[FEBRUARY]} scored in "
         f"February; holdout of {len(holdout)}: churn_v1 AUC {v1_auc:.4f}, churn_v2 AUC "
         f"{v2_auc:.4f}; registered model AUC {metrics['auc']:.4f} "
         f"F1 {metrics['f1']:.4f}; plain random forest AUC {forest_auc:.4f} F1 {forest_f1:.4f}; "
-        f"two months through `streamflow run` in {run_seconds:.0f} s"
+        f"two months through `streamflow run` in {run_seconds:.0f} s; calibration of "
+        f"{JANUARY} (predicted vs realized churn rate): {calibration}"
     )
+
+
+def assert_explanation_adds_up(explained: httpx.Response, answer: dict) -> None:
+    """explain=true on a Telco user (churn_v2's 26 features, categorical ones included): the
+    contributions and the base value add up to the raw output, which is the answer's own
+    probability (random forest) or its log-odds (gradient boosting)."""
+    assert explained.status_code == 200, explained.text
+    body = explained.json()
+    assert body["churn_probability"] == answer["churn_probability"]
+    reasons = body["explanation"]
+    assert reasons.get("error") is None, reasons
+    total = (
+        reasons["base_value"]
+        + sum(c["contribution"] for c in reasons["top_contributions"])
+        + reasons["other_features"]
+    )
+    assert total == pytest.approx(reasons["raw_output"], abs=1e-6)
+    probability = body["churn_probability"]
+    if reasons["output"] == "log_odds":
+        assert 1 / (1 + math.exp(-reasons["raw_output"])) == pytest.approx(probability, abs=1e-4)
+    else:
+        assert reasons["raw_output"] == pytest.approx(probability, abs=1e-4)
+    assert {c["feature"] for c in reasons["top_contributions"]} <= set(body["features_used"])
+
+
+def telco_calibration(env: dict, realized_rate: float) -> str:
+    """January's calibration cell of `streamflow status` ("predicted% vs realized%"): the
+    figures realized_performance reported for the Telco month, realized = the table's rate."""
+    status = streamflow(env, "status", timeout=600)
+    assert status.returncode == 0, status.stdout + status.stderr
+    (row,) = [line for line in status.stdout.splitlines() if line.startswith(JANUARY)]
+    match = re.search(r"(\d+\.\d)% vs (\d+\.\d)%", row)
+    assert match, row
+    assert float(match.group(2)) == pytest.approx(100 * realized_rate, abs=0.05)
+    assert 0 < float(match.group(1)) < 100
+    return match.group(0)
 
 
 def churned_customer() -> str:

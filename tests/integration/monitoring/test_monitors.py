@@ -288,3 +288,49 @@ def test_calibration_warns_on_the_shifted_month(stack):
     june_check = checks(june)[CALIBRATION_CHECK]
     assert june_check.passed, june_check.description
     assert abs(june_check.metadata["rate_gap"].value) <= june_check.metadata["margin"].value
+
+
+def test_drift_watches_the_feature_service_of_the_months_model(stack):
+    """A Production version trained on churn_v2 has its 26 features watched, the categorical
+    ones (contract type, senior, ...) by PSI over their categories."""
+    from mlflow.tracking import MlflowClient
+
+    from streamflow_dagster.ml.registry import FEATURE_SERVICE_TAG, PRODUCTION_ALIAS
+    from streamflow_dagster.monitoring.drift import categorical_drift
+
+    resource = stack["resources"]["mlflow_store"]
+    client = MlflowClient(tracking_uri=resource.tracking_uri, registry_uri=resource.tracking_uri)
+    production = client.get_model_version_by_alias("streamflow_churn", PRODUCTION_ALIAS)
+    trained_with = production.tags[FEATURE_SERVICE_TAG]
+    client.set_model_version_tag(
+        production.name, production.version, FEATURE_SERVICE_TAG, "churn_v2"
+    )
+    try:
+        result = materialize(stack, JUNE, ["feature_drift"])
+    finally:
+        client.set_model_version_tag(
+            production.name, production.version, FEATURE_SERVICE_TAG, trained_with
+        )
+    meta = metadata(result, "feature_drift")
+    assert meta["feature_service"] == "churn_v2" and meta["features"] == 26
+    page = Path(meta["report"]).read_text()
+    for feature in ("contract_type", "user_is_senior", "add_on_count", "watch_hours_30d"):
+        assert feature in page
+    with psycopg.connect(stack["url"]) as conn:
+        contracts = {
+            month: pd.Series(
+                [
+                    r[0]
+                    for r in conn.execute(
+                        "select contract_type from marts.customer_profile_snapshots "
+                        "where as_of = %s",
+                        (month,),
+                    )
+                ]
+            )
+            for month in (MAY, JUNE)
+        }
+    by_category = categorical_drift("contract_type", contracts[MAY], contracts[JUNE])
+    assert by_category.kind == "categorical" and len(by_category.bins) >= 2
+    # The report's row for it: PSI over the categories.
+    assert f"<td>contract_type</td><td>categorical</td><td>{by_category.psi:.4f}</td>" in page

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
+from pathlib import Path
 
 from streamflow_dagster.serving.spool import Spool
 
@@ -37,3 +40,24 @@ def test_a_claim_of_a_dead_process_is_taken_over(tmp_path):
     rows, claimed = spool.claim()
     assert rows == [ROW]
     assert claimed[0].name.endswith(f".claimed-{os.getpid()}")
+
+
+def _save_and_claim(directory: str, user: str) -> tuple[int, list]:
+    spool = Spool(Path(directory))
+    for _ in range(20):  # within the same second as the other worker: names must still differ
+        spool.save([(*ROW[:1], user, *ROW[2:])])
+    rows, claimed = spool.claim()
+    Spool.release(claimed)  # as once the rows are committed
+    return os.getpid(), rows
+
+
+def test_two_workers_never_clobber_or_replay_each_others_files(tmp_path):
+    """`serve --workers 2`: both save into one folder at once and claim at start; every row
+    is kept and replayed by exactly one of them."""
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        results = list(pool.map(_save_and_claim, [str(tmp_path)] * 2, ["w-1", "w-2"]))
+    assert len({pid for pid, _ in results}) == 2
+    replayed = [row[1] for _, rows in results for row in rows]
+    leftover, _ = Spool(tmp_path).claim()
+    users = sorted(replayed + [row[1] for row in leftover])
+    assert users == ["w-1"] * 20 + ["w-2"] * 20
