@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .instance import STORAGE_URL_ENV
-from .settings import PROJECT_ROOT, Settings
+from .settings import FROM_CHECKOUT, PROJECT_ROOT, Settings
 
 LOCATION_NAME = "streamflow"
 CODE_SERVER, DAEMON, WEBSERVER = "code-server", "daemon", "webserver"
@@ -101,6 +101,12 @@ def _environment(settings: Settings) -> dict[str, str]:
     return env
 
 
+def _working_dir(settings: Settings) -> Path:
+    """The checkout (its package imports from there), or for an installed package the state
+    folder: the package's own folder is no place for a process to work in."""
+    return PROJECT_ROOT if FROM_CHECKOUT else settings.home
+
+
 def _spawn(settings: Settings, name: str, args: list[str], port: int | None) -> ProcessStatus:
     """Start `args` in its own session (it outlives this command), output to its log."""
     log = _log_file(settings, name)
@@ -111,7 +117,7 @@ def _spawn(settings: Settings, name: str, args: list[str], port: int | None) -> 
         out.flush()
         proc = subprocess.Popen(
             args,
-            cwd=PROJECT_ROOT,
+            cwd=_working_dir(settings),
             env=_environment(settings),
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -194,7 +200,7 @@ def _start_locked(settings: Settings, webserver_port: int | None) -> list[Proces
                 "-m",
                 "streamflow_dagster.definitions",
                 "-d",
-                str(PROJECT_ROOT),
+                str(_working_dir(settings)),
                 "--location-name",
                 LOCATION_NAME,
             ],
