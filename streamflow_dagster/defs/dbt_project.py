@@ -17,7 +17,8 @@ from pathlib import Path
 
 from dagster_dbt import DbtProject, DbtProjectPreparer
 
-from ..platform.settings import DBT_PROJECT_DIR
+from ..lib.dbt_args import PARSE_ENV_DEFAULTS, parse_args
+from ..platform.settings import DBT_PROJECT_DIR, FROM_CHECKOUT
 
 # The dbt installed beside this Python: a venv's bin folder need not be on PATH.
 # Started through streamflow-dbt so that dbt dies with the run that started it (lib/dbt_child.py).
@@ -26,16 +27,6 @@ DBT_EXECUTABLE = str(Path(sys.executable).with_name("streamflow-dbt"))
 MANIFEST_SOURCES = {".sql", ".yml", ".md"}
 GENERATED_DIRS = {"target", "logs", "dbt_packages"}
 PREPARE_COMMAND = "make manifest"
-
-# dbt parse renders profiles.yml, which reads these; parsing never connects, so a
-# placeholder stands in for a value the environment does not give.
-_PARSE_ENV_DEFAULTS = {
-    "STREAMFLOW_PG_HOST": "127.0.0.1",
-    "STREAMFLOW_PG_PORT": "5432",
-    "STREAMFLOW_PG_USER": "postgres",
-    "STREAMFLOW_PG_PASSWORD": "",
-    "STREAMFLOW_PG_DBNAME": "streamflow",
-}
 
 
 class ManifestNotReady(RuntimeError):
@@ -47,6 +38,10 @@ def stale_reason(project: DbtProject) -> str | None:
     manifest = project.manifest_path
     if not manifest.exists():
         return f"{manifest} does not exist"
+    if not FROM_CHECKOUT:
+        # An installed package's project never changes, and its manifest was parsed when the
+        # wheel was built; installers do not keep the files' times, so they prove nothing.
+        return None
     built = manifest.stat().st_mtime
     for path in project.project_dir.rglob("*"):
         if path.suffix not in MANIFEST_SOURCES:
@@ -70,22 +65,9 @@ def parse_project(project: DbtProject) -> None:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if stale_reason(project) is None:
             return
-        env = {**_PARSE_ENV_DEFAULTS, **os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-        subprocess.run(
-            [
-                DBT_EXECUTABLE,
-                "parse",
-                "--quiet",
-                "--project-dir",
-                str(project.project_dir),
-                "--profiles-dir",
-                str(project.profiles_dir),
-                "--target-path",
-                str(target),
-            ],
-            env=env,
-            check=True,
-        )
+        env = {**PARSE_ENV_DEFAULTS, **os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+        args = parse_args(str(project.project_dir), str(project.profiles_dir), str(target))
+        subprocess.run([DBT_EXECUTABLE, *args], env=env, check=True)
 
 
 DBT_PROJECT = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)

@@ -45,3 +45,30 @@ def unit_test_invocations() -> list[list[str]]:
         ["run", "--select", *UNIT_TEST_PARENT_MARTS, "--empty"],
         ["test", "--select", "test_type:unit"],
     ]
+
+
+# `dbt parse` renders profiles.yml, which reads these; parsing never connects, so a
+# placeholder stands in for a value the environment does not give. Also read by setup.py,
+# which parses the shipped project when a wheel is built: keep this module free of imports
+# beyond the standard library.
+PARSE_ENV_DEFAULTS = {
+    "STREAMFLOW_PG_HOST": "127.0.0.1",
+    "STREAMFLOW_PG_PORT": "5432",
+    "STREAMFLOW_PG_USER": "postgres",
+    "STREAMFLOW_PG_PASSWORD": "",
+    "STREAMFLOW_PG_DBNAME": "streamflow",
+}
+
+
+def parse_args(project_dir: str, profiles_dir: str, target_dir: str) -> list[str]:
+    """`dbt parse` of the project into `target_dir` (no connection: only the profile's shape)."""
+    return [
+        "parse",
+        "--quiet",
+        "--project-dir",
+        project_dir,
+        "--profiles-dir",
+        profiles_dir,
+        "--target-path",
+        target_dir,
+    ]

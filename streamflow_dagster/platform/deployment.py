@@ -24,7 +24,7 @@ from pathlib import Path
 
 from . import celery
 from .instance import STORAGE_URL_ENV
-from .settings import PROJECT_ROOT, Settings, load_executor_settings
+from .settings import FROM_CHECKOUT, PROJECT_ROOT, Settings, load_executor_settings
 
 LOCATION_NAME = "streamflow"
 CODE_SERVER, DAEMON, WEBSERVER = "code-server", "daemon", "webserver"
@@ -113,6 +113,12 @@ def _environment(settings: Settings) -> dict[str, str]:
     return env
 
 
+def _working_dir(settings: Settings) -> Path:
+    """The checkout (its package imports from there), or for an installed package the state
+    folder: the package's own folder is no place for a process to work in."""
+    return PROJECT_ROOT if FROM_CHECKOUT else settings.home
+
+
 def _spawn(settings: Settings, name: str, args: list[str], port: int | None) -> ProcessStatus:
     """Start `args` in its own session (it outlives this command), output to its log."""
     log = _log_file(settings, name)
@@ -126,7 +132,7 @@ def _spawn(settings: Settings, name: str, args: list[str], port: int | None) -> 
         out.flush()
         proc = subprocess.Popen(
             args,
-            cwd=PROJECT_ROOT,
+            cwd=_working_dir(settings),
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -218,7 +224,7 @@ def _start_locked(
                 "-m",
                 "streamflow_dagster.definitions",
                 "-d",
-                str(PROJECT_ROOT),
+                str(_working_dir(settings)),
                 "--location-name",
                 LOCATION_NAME,
             ],

@@ -11,7 +11,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# The folder holding dbt_project/ and feature_repo/. From a checkout (editable install, tests,
+# make) that is the checkout itself; an installed package carries copies made when its wheel
+# was built, with the dbt manifest already parsed (setup.py), in streamflow_dagster/bundled/.
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]
+FROM_CHECKOUT = (_PACKAGE_DIR.parent / "dbt_project" / "dbt_project.yml").is_file()
+PROJECT_ROOT = _PACKAGE_DIR.parent if FROM_CHECKOUT else _PACKAGE_DIR / "bundled"
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 FEATURE_REPO_DIR = PROJECT_ROOT / "feature_repo"
 
@@ -131,6 +136,12 @@ def apply_library_env_defaults() -> None:
     """
     for name, value in LIBRARY_ENV_DEFAULTS.items():
         os.environ.setdefault(name, value)
+    if not FROM_CHECKOUT:
+        # An installed package's folder may be read-only (a container image): dbt writes its
+        # run artifacts and logs under the state folder instead of the shipped project.
+        dbt_dir = load_settings().home / "dbt"
+        os.environ.setdefault("DBT_TARGET_PATH", str(dbt_dir / "target"))
+        os.environ.setdefault("DBT_LOG_PATH", str(dbt_dir / "logs"))
 
 
 # -- landing completeness (landing/completeness.py) ------------------------------------------
