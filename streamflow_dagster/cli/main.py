@@ -461,11 +461,13 @@ def docs_server(folder: Path, host: str, port: int):
 
 
 def _register_subcommands() -> None:
+    from .mlflow_server import mlflow_server
     from .model import model
     from .serve import serve
     from .status import status
     from .telco import import_telco
 
+    main.add_command(mlflow_server)
     main.add_command(model)
     main.add_command(serve)
     main.add_command(status)

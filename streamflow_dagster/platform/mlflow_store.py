@@ -3,6 +3,12 @@
 Embedded default: tracking and model registry in database `mlflow` of the warehouse's
 PostgreSQL server (the embedded one, or STREAMFLOW_DATABASE_URL's), artifacts under
 $STREAMFLOW_HOME/mlflow-artifacts. `mlflow_ui_command()` prints how to browse that store.
+
+Server mode: MLFLOW_TRACKING_URI names an `mlflow server` (`streamflow mlflow-server`: the
+same database `mlflow` as its backend, artifacts proxied to --artifacts-destination, e.g. an
+S3 bucket). Clients then create experiments without a location, so the server's proxied root
+(mlflow-artifacts:/) holds them, and refuse an experiment whose artifacts are a local path:
+each client would write its own folder that no other machine sees.
 """
 
 from __future__ import annotations
@@ -35,6 +41,10 @@ _SQLALCHEMY_SCHEME = "postgresql+psycopg"
 # Stores made ready in this process (tables checked, experiment in place): once is enough.
 _prepared: dict[tuple[str, Path | None, str], str] = {}
 _prepared_lock = threading.Lock()
+
+
+class MlflowStoreMisconfigured(RuntimeError):
+    """The store cannot be used as configured; the message says what and what to do."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +106,16 @@ def is_database_uri(uri: str) -> bool:
     return urlsplit(uri).scheme.split("+")[0] in {"postgresql", "postgres"}
 
 
+def is_server_uri(uri: str) -> bool:
+    """An MLflow tracking server's address (http or https)."""
+    return urlsplit(uri).scheme in {"http", "https"}
+
+
+def is_local_location(location: str | None) -> bool:
+    """An artifact location that is a folder of the machine that reads it (file: or a path)."""
+    return not location or urlsplit(location).scheme in {"", "file"}
+
+
 def initialize_schema(uri: str) -> None:
     """Let MLflow create or check its tables, one process at a time (no-op for a server URI)."""
     if not is_database_uri(uri):
@@ -130,11 +150,33 @@ def ensure_experiment(store: MlflowStore, name: str = EXPERIMENT_NAME) -> str:
             experiment = client.get_experiment_by_name(name)  # created by a parallel run
             if experiment is None:
                 raise
+    require_shared_location(store, experiment)
     if experiment.tags.get(EXPERIMENT_KIND_TAG) != CUSTOM_MODEL_DEVELOPMENT:
         client.set_experiment_tag(
             experiment.experiment_id, EXPERIMENT_KIND_TAG, CUSTOM_MODEL_DEVELOPMENT
         )
     return experiment.experiment_id
+
+
+def require_shared_location(store: MlflowStore, experiment) -> None:
+    """With a tracking server, refuse an experiment whose artifacts are a local folder.
+
+    MLflow clients write such artifacts themselves, to their own disk: the model a training
+    step logs is then missing for the API on another machine. Typical causes: the experiment
+    was made by the embedded store (file://$STREAMFLOW_HOME/mlflow-artifacts) before the
+    server took over its database, or the server was started without proxied artifacts.
+    """
+    if not is_server_uri(store.tracking_uri) or not is_local_location(experiment.artifact_location):
+        return
+    raise MlflowStoreMisconfigured(
+        f"MLflow experiment {experiment.name!r} (id {experiment.experiment_id}) keeps its "
+        f"artifacts in the local folder {experiment.artifact_location}, but MLFLOW_TRACKING_URI "
+        f"is the server {redacted(store.tracking_uri)}: every client would write its own copy. "
+        "Start the server with proxied artifacts (`streamflow mlflow-server "
+        "--artifacts-destination s3://BUCKET/PATH`, which creates new experiments under "
+        "mlflow-artifacts:/), and rename the old experiment (MLflow UI, or "
+        "MlflowClient.rename_experiment) so StreamFlow creates a new one through the server."
+    )
 
 
 def prepare_store(store: MlflowStore, experiment: str = EXPERIMENT_NAME) -> str:
