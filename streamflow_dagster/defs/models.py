@@ -321,14 +321,14 @@ def _decision_links(moved, ui_url: str) -> dict[str, dg.MetadataValue]:
     }
 
 
-def production_version_for(warehouse: WarehouseResource, client, run_id: str, as_of: str):
-    """The decision chain's champion as of `as_of` (what scored that month), whatever the
-    order the months ran in."""
+def decision_chain_for(warehouse: WarehouseResource, client, run_id: str):
+    """The decision chain as it stands: its `champion(as_of)` is what scored that month,
+    whatever the order the months ran in. A step over a range walks it once."""
     from ..ml.champion import promotion_lock
     from ..ml.decision_chain import walk_registry
 
     with promotion_lock(warehouse.url()):
-        return walk_registry(client, run=run_id).champion(as_of)
+        return walk_registry(client, run=run_id)
 
 
 def _decision_metadata(moved) -> dict:
@@ -367,26 +367,35 @@ def churn_scores(
     feast: FeastResource,
 ):
     """Every user of the month scored by the champion as of the month (scores.churn_scores)."""
-    yield from materialize_months(
-        context, lambda as_of: _score_month(context, warehouse, mlflow_store, feast, as_of)
-    )
-
-
-def _score_month(context, warehouse, mlflow_store, feast, as_of_key: str):
     from ..ml.champion import promotion_lock
     from ..ml.decision_chain import walk_registry
+
+    client = mlflow_store.client(step="churn_scores", month=partition_months(context)[-1])
+    url = warehouse.url()
+    store = feast.store(url)
+    # One lock with the decisions for the whole step: its months are scored by the chain as
+    # it stands (walked once for the step, as a run per month would find it with no other
+    # run between them), and a chain changed by a month trained late is followed by new
+    # scores for the months after it. Each version's model is loaded once for the step.
+    with promotion_lock(url):
+        chain = walk_registry(client, run=context.run.run_id)
+        models: dict = {}
+        yield from materialize_months(
+            context,
+            lambda as_of: _score_month(
+                context, warehouse, mlflow_store, feast, as_of, (client, store, chain, models)
+            ),
+        )
+
+
+def _score_month(context, warehouse, mlflow_store, feast, as_of_key: str, step):
     from ..ml.month_scores import score_by, stale_later_months
     from ..ml.report_links import mlflow_version_url
     from ..ml.scoring import SCORES_SCHEMA, SCORES_TABLE
 
     as_of = validate_as_of(as_of_key)
-    client = mlflow_store.client(step="churn_scores", month=str(as_of))
-    url = warehouse.url()
-    store = feast.store(url)
-    # One lock with the decisions: a month is scored by the chain as it stands, and a chain
-    # changed by a month trained late is followed by new scores for the months after it.
-    with promotion_lock(url), warehouse.connect() as conn:
-        chain = walk_registry(client, run=context.run.run_id)
+    client, store, chain, models = step
+    with warehouse.connect() as conn:
         version = chain.champion(str(as_of))
         if version is None:
             raise RuntimeError(
@@ -394,9 +403,11 @@ def _score_month(context, warehouse, mlflow_store, feast, as_of_key: str):
                 "see production_model's decisions (decision.* tags of each month's version), "
                 "run an earlier month with labels, or `streamflow model promote VERSION`"
             )
-        scores, service = score_by(client, conn, store, feast.feature_service, version, as_of)
+        scores, service = score_by(
+            client, conn, store, feast.feature_service, version, as_of, models
+        )
         for month, champion in stale_later_months(conn, chain, as_of):
-            again, _ = score_by(client, conn, store, feast.feature_service, champion, month)
+            again, _ = score_by(client, conn, store, feast.feature_service, champion, month, models)
             context.log.info(f"{month}: scored again by v{again.model_version}, its champion now")
             context.log_event(
                 dg.AssetMaterialization(

@@ -19,9 +19,9 @@ from ..platform.settings import load_settings
 from .calibration import CALIBRATION_CHECK, CALIBRATION_CHECK_SPEC
 from .checks import to_check_result
 from .features import FEATURE_MARTS, LABELS_MART, feast_registry
-from .models import churn_scores, production_model, production_version_for
+from .models import churn_scores, decision_chain_for, production_model
 from .monitor_skew import serving_skew
-from .partitions import AS_OF_PARTITIONS, validate_as_of
+from .partitions import AS_OF_PARTITIONS, partition_months, validate_as_of
 from .ranges import materialize_months
 from .reports import log_monitor_report
 from .resources import FeastResource, MlflowStoreResource, WarehouseResource
@@ -73,13 +73,16 @@ def feature_drift(
     feast: FeastResource,
 ):
     """PSI drift of the month's model features vs last month and the Production training month."""
+    months = partition_months(context)
+    client = mlflow_store.client(step="feature_drift", month=months[-1])
+    chain = decision_chain_for(warehouse, client, context.run.run_id)  # once for the step
     yield from materialize_months(
         context,
-        lambda as_of: _drift_month(context, config, warehouse, mlflow_store, feast, as_of),
+        lambda as_of: _drift_month(context, config, warehouse, mlflow_store, feast, as_of, chain),
     )
 
 
-def _drift_month(context, config, warehouse, mlflow_store, feast, as_of_key: str):
+def _drift_month(context, config, warehouse, mlflow_store, feast, as_of_key: str, chain):
     from ..features.specs import service_views
     from ..features.store import feature_names
     from ..ml.registry import AS_OF_TAG
@@ -91,12 +94,7 @@ def _drift_month(context, config, warehouse, mlflow_store, feast, as_of_key: str
 
     as_of = validate_as_of(as_of_key)
     store = feast.store(warehouse.url())
-    production = production_version_for(
-        warehouse,
-        mlflow_store.client(step="feature_drift", month=str(as_of)),
-        context.run.run_id,
-        as_of_key,
-    )
+    production = chain.champion(as_of_key)
     # The features the month's model reads (churn_v2's 26 when it won), else the default's.
     service = watched_service(production.tags if production else None, feast.feature_service)
     views = service_views(store, service)

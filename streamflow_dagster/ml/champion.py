@@ -66,16 +66,25 @@ def holdout_auc(model, holdout: pd.DataFrame, features: list[str]) -> float:
 
 
 def score_contenders(
-    client: MlflowClient, challenger: ModelVersion, champion: ModelVersion | None
+    client: MlflowClient,
+    challenger: ModelVersion,
+    champion: ModelVersion | None,
+    loaded: dict[str, tuple[object | None, str | None]] | None = None,
 ) -> tuple[Contender, Contender | None]:
-    """Both versions scored on the challenger's holdout; one that does not load carries why."""
+    """Both versions scored on the challenger's holdout; one that does not load carries why.
+
+    `loaded`: {version: load_or_reason's answer} kept by a caller that decides several months
+    in a row (the chain's champion is loaded once, not once per decision)."""
     holdout = load_holdout(client, challenger)
+    loaded = {} if loaded is None else loaded
     scored = []
     for version in (challenger, champion):
         if version is None:
             scored.append(None)
             continue
-        model, error = load_or_reason(client, version.version)
+        if str(version.version) not in loaded:
+            loaded[str(version.version)] = load_or_reason(client, version.version)
+        model, error = loaded[str(version.version)]
         if model is None:
             scored.append(replace(contender(version), load_error=error))
             continue

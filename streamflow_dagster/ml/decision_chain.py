@@ -97,10 +97,11 @@ def walk_registry(client: MlflowClient, run: str, min_auc_gain: float = MIN_AUC_
     by_month = month_versions(client)
     newest = {month: versions[-1] for month, versions in by_month.items()}
     versions = {int(v.version): v for v in newest.values()}
+    loaded: dict = {}  # the models this walk loaded, by version: each is loaded once
 
     def decide_at(month: ChainMonth, champion: int | None) -> Decision:
         challenger = versions[month.version]
-        decision = decide_month(client, challenger, versions.get(champion), min_auc_gain)
+        decision = decide_month(client, challenger, versions.get(champion), min_auc_gain, loaded)
         replaced = [v for v in by_month[month.as_of][:-1] if not v.tags.get(REPLACED_TAG)]
         if replaced:
             names = ", ".join(f"v{v.version}" for v in replaced)
@@ -123,15 +124,17 @@ def decide_month(
     challenger: ModelVersion,
     champion: ModelVersion | None,
     min_auc_gain: float = MIN_AUC_GAIN,
+    loaded: dict | None = None,
 ) -> Decision:
-    """The month's model against the champion before it, on the month's holdout."""
+    """The month's model against the champion before it, on the month's holdout (`loaded`:
+    models already loaded, by version, shared by the decisions of one walk)."""
     # The chain's basis, not an earlier decision's champion, says whether to decide again.
     facts_of = [_fresh(contender(v)) if v else None for v in (challenger, champion)]
     early = decide_without_scores(facts_of[0], facts_of[1], min_auc_gain)
     if early is not None and early.action is not Action.PROMOTE:
         return early  # no score can change it: nothing to load
     try:
-        scored = score_contenders(client, challenger, champion)
+        scored = score_contenders(client, challenger, champion, loaded)
     except LookupError as err:  # no holdout logged: nothing to compare on
         reason = f"v{challenger.version} cannot be compared: {err}; re-run its month"
         return Decision(Action.REJECT, reason, facts_of[0], facts_of[1], min_auc_gain)

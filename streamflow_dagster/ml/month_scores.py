@@ -30,9 +30,14 @@ def score_by(
     default_service: str,
     version: ModelVersion,
     as_of: date,
+    models: dict | None = None,
 ) -> tuple[MonthScores, str]:
-    """Month `as_of` scored by `version` through its own feature service (and its name)."""
-    model = load_version(client, version.version)
+    """Month `as_of` scored by `version` through its own feature service (and its name);
+    `models`: {version: model} loaded by the caller's earlier months (added to)."""
+    models = {} if models is None else models
+    if str(version.version) not in models:
+        models[str(version.version)] = load_version(client, version.version)
+    model = models[str(version.version)]
     service = version.tags.get(FEATURE_SERVICE_TAG, default_service)
     views = service_views(store, service)
     features = model_features(model)
