@@ -11,8 +11,9 @@ store (PostgreSQL's tables; Redis: Debian's redis-server on a free loopback port
     reads (features.online_read for PostgreSQL, features.online_redis for Redis);
   - at --feast-users: Feast's own `materialize` of the month into Redis (online_write_batch),
     and `get_online_features` of one user through Feast's Python API on Redis.
-Every write runs in a child process (its peak RSS is its own); tables are VACUUMed between
-steps (untimed), as in bench_features. The load average is printed beside every figure.
+Each store's steps run in one child process (its peak RSS is its own; one process per store
+rather than per step keeps the run short on a loaded machine); tables are VACUUMed before
+each store (untimed), as in bench_features. The load average is printed beside every figure.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -81,6 +82,7 @@ def child(step: str, url: str, users: int, redis_url: str) -> dict:
 
 
 def run_child(step: str, url: str, users: int, redis_at: str) -> dict:
+    """One store's steps in this process: `<store>` writes both months, then reads."""
     from streamflow_dagster.features.online_read import OnlineReader
     from streamflow_dagster.features.online_redis import RedisOnlineReader, redis_client
     from streamflow_dagster.features.online_store import redis_url, write_month
@@ -99,10 +101,9 @@ def run_child(step: str, url: str, users: int, redis_at: str) -> dict:
         OnlineStoreSettings,
     )
 
-    kind, _, rest = step.partition(":")
     online = (
         OnlineStoreSettings(REDIS_ONLINE_STORE, redis_at)
-        if kind in ("redis", "feast_redis")
+        if step in ("redis", "feast_redis")
         else OnlineStoreSettings(POSTGRES_ONLINE_STORE)
     )
     if step == "apply":
@@ -112,26 +113,28 @@ def run_child(step: str, url: str, users: int, redis_at: str) -> dict:
         started = time.perf_counter()
         apply_repo(store, FEATURE_REPO_DIR)
         return {"seconds": time.perf_counter() - started}
-    action, _, month = rest.partition(":")
-    if action == "write":
+    out: dict = {}
+    if step in ("postgres", "redis"):
         views = online_views(store)
-        started = time.perf_counter()
-        write = write_month(url, store, views, date.fromisoformat(month))
-        seconds = time.perf_counter() - started
-        assert write.written and write.users_by_view == {v.name: users for v in views}, write
-        out = {
-            "seconds": seconds,
-            "entity_rows_per_s": round(users * len(views) / seconds),
-            "values": write.rows_written,
-        }
-        if kind == "redis":
-            client = redis_client(redis_at)
-            out["redis_used_mb"] = round(client.info("memory")["used_memory"] / 2**20)
-            client.close()
-        return out
-    if action == "read":
+        for month in MONTHS:
+            started = time.perf_counter()
+            write = write_month(url, store, views, month)
+            seconds = time.perf_counter() - started
+            assert write.written and write.users_by_view == {v.name: users for v in views}
+            out[f"write_{month}"] = {
+                "seconds": seconds,
+                "entity_rows_per_s": round(users * len(views) / seconds),
+                "load": load(),
+            }
+            if step == "redis":
+                client = redis_client(redis_at)
+                out[f"write_{month}"]["redis_used_mb"] = round(
+                    client.info("memory")["used_memory"] / 2**20
+                )
+                client.close()
+            print(f"    {step} write {month}: {seconds:.2f} s", file=sys.stderr, flush=True)
         views = service_views(store, FEATURE_SERVICE)
-        if kind == "redis":
+        if step == "redis":
             reader = RedisOnlineReader(views, redis_url(store), store.project)
             values, ms = timed_reads(lambda user: reader.read(None, [user])[user], users)
         else:
@@ -143,17 +146,9 @@ def run_child(step: str, url: str, users: int, redis_at: str) -> dict:
             entity_rows=[{"user_id": values.user_id}],
         ).to_dict()
         assert values.complete and values.values == {n: expected[n][0] for n in reader.features}
-        return percentiles(ms)
-    if action == "materialize":  # Feast's own write into Redis (online_write_batch)
-        client = redis_client(redis_at)
-        client.flushdb()
-        client.close()
-        start = event_time(month)
-        started = time.perf_counter()
-        store.materialize(start - timedelta(hours=1), start + timedelta(hours=1))
-        seconds = time.perf_counter() - started
-        return {"seconds": seconds, "entity_rows_per_s": round(users * 5 / seconds)}
-    if action == "get_online_features":
+        out["read"] = {**percentiles(ms), "load": load()}
+        return out
+    if step == "feast_redis":  # Feast's own read on our Redis data, then its own write
         service = store.get_feature_service(FEATURE_SERVICE)
         values, ms = timed_reads(
             lambda user: store.get_online_features(
@@ -162,7 +157,20 @@ def run_child(step: str, url: str, users: int, redis_at: str) -> dict:
             users,
         )
         assert all(values[name][0] is not None for name in values), values
-        return percentiles(ms)
+        out["read"] = {**percentiles(ms), "load": load()}
+        client = redis_client(redis_at)
+        client.flushdb()
+        client.close()
+        start = event_time(MONTHS[1])
+        started = time.perf_counter()
+        store.materialize(start - timedelta(hours=1), start + timedelta(hours=1))
+        seconds = time.perf_counter() - started
+        out["materialize"] = {
+            "seconds": seconds,
+            "entity_rows_per_s": round(users * 5 / seconds),
+            "load": load(),
+        }
+        return out
     raise ValueError(f"unknown step {step}")
 
 
@@ -181,67 +189,63 @@ def bench_size(server_url: str, redis_server, users: int, feast: bool) -> dict:
     out = {"users": users, "apply": child("apply", url, users, redis_server.url)}
     print(f"  feast apply: {out['apply']['seconds']:.2f} s", flush=True)
     for kind in ("postgres", "redis"):
+        settle(url)
+        r = out[kind] = child(kind, url, users, redis_server.url)
         for month in MONTHS:
-            settle(url)
-            r = out[f"{kind}_write_{month}"] = child(
-                f"{kind}:write:{month}", url, users, redis_server.url
-            )
-            extra = f", Redis memory {r['redis_used_mb']} MB" if "redis_used_mb" in r else ""
+            w = r[f"write_{month}"]
+            extra = f", Redis memory {w['redis_used_mb']} MB" if "redis_used_mb" in w else ""
             print(
-                f"  {kind} online write {month}: {r['seconds']:.2f} s "
-                f"({r['entity_rows_per_s']:,} entity-rows/s), {r['peak_rss_mb']} MB{extra}; "
-                f"load {r['load']}",
+                f"  {kind} online write {month}: {w['seconds']:.2f} s "
+                f"({w['entity_rows_per_s']:,} entity-rows/s){extra}; load {w['load']}",
                 flush=True,
             )
-        settle(url)
-        r = out[f"{kind}_read"] = child(f"{kind}:read:{MONTHS[1]}", url, users, redis_server.url)
         print(
-            f"  {kind} direct read, 1 user, churn_v1: p50 {r['p50_ms']} ms, "
-            f"p99 {r['p99_ms']} ms; load {r['load']}",
+            f"  {kind} direct read, 1 user, churn_v1: p50 {r['read']['p50_ms']} ms, "
+            f"p99 {r['read']['p99_ms']} ms; load {r['read']['load']}; "
+            f"process peak RSS {r['peak_rss_mb']} MB",
             flush=True,
         )
     if feast:
-        r = out["feast_redis_read"] = child(
-            f"feast_redis:get_online_features:{MONTHS[1]}", url, users, redis_server.url
-        )
+        r = out["feast_redis"] = child("feast_redis", url, users, redis_server.url)
         print(
-            f"  Feast get_online_features on Redis, 1 user: p50 {r['p50_ms']} ms, "
-            f"p99 {r['p99_ms']} ms; load {r['load']}",
+            f"  Feast get_online_features on Redis, 1 user: p50 {r['read']['p50_ms']} ms, "
+            f"p99 {r['read']['p99_ms']} ms; load {r['read']['load']}",
             flush=True,
         )
-        r = out["feast_redis_materialize"] = child(
-            f"feast_redis:materialize:{MONTHS[1]}", url, users, redis_server.url
-        )
+        m = r["materialize"]
         print(
-            f"  Feast's own materialize into Redis: {r['seconds']:.2f} s "
-            f"({r['entity_rows_per_s']:,} entity-rows/s), {r['peak_rss_mb']} MB; "
-            f"load {r['load']}",
+            f"  Feast's own materialize into Redis: {m['seconds']:.2f} s "
+            f"({m['entity_rows_per_s']:,} entity-rows/s); load {m['load']}",
             flush=True,
         )
     return out
 
 
 def report(results: list[dict]) -> None:
-    print("\n| figure | users | PostgreSQL | Redis | load (1/5/15 min) |")
+    print("\n| figure | users | PostgreSQL | Redis | load (1/5/15 min) PG; Redis |")
     print("|---|---:|---:|---:|---|")
     for r in results:
-        n = r["users"]
+        n, pg, rd = r["users"], r["postgres"], r["redis"]
         for month, label in zip(MONTHS, ("first month", "next month"), strict=True):
-            pg, rd = r[f"postgres_write_{month}"], r[f"redis_write_{month}"]
+            a, b = pg[f"write_{month}"], rd[f"write_{month}"]
             print(
-                f"| online write, {label} | {n:,} | {pg['seconds']:.2f} s, {pg['peak_rss_mb']} MB"
-                f" | {rd['seconds']:.2f} s, {rd['peak_rss_mb']} MB | {pg['load']} / {rd['load']} |"
+                f"| online write, {label} | {n:,} | {a['seconds']:.2f} s | {b['seconds']:.2f} s"
+                f" | {a['load']}; {b['load']} |"
             )
-        pg, rd = r["postgres_read"], r["redis_read"]
+        a, b = pg["read"], rd["read"]
         print(
-            f"| direct read 1 user p50 / p99 | {n:,} | {pg['p50_ms']} / {pg['p99_ms']} ms | "
-            f"{rd['p50_ms']} / {rd['p99_ms']} ms | {pg['load']} / {rd['load']} |"
+            f"| direct read 1 user p50 / p99 | {n:,} | {a['p50_ms']} / {a['p99_ms']} ms | "
+            f"{b['p50_ms']} / {b['p99_ms']} ms | {a['load']}; {b['load']} |"
         )
-        if "feast_redis_materialize" in r:
-            fm, fr = r["feast_redis_materialize"], r["feast_redis_read"]
+        print(
+            f"| peak RSS of the writing process | {n:,} | {pg['peak_rss_mb']} MB | "
+            f"{rd['peak_rss_mb']} MB | |"
+        )
+        if "feast_redis" in r:
+            m, g = r["feast_redis"]["materialize"], r["feast_redis"]["read"]
             print(
-                f"| Feast's own Redis materialize / get_online_features p50, p99 | {n:,} | | "
-                f"{fm['seconds']:.2f} s / {fr['p50_ms']}, {fr['p99_ms']} ms | {fm['load']} |"
+                f"| Feast's own: materialize into Redis; get_online_features p50 / p99 | {n:,} |"
+                f" | {m['seconds']:.2f} s; {g['p50_ms']} / {g['p99_ms']} ms | {m['load']} |"
             )
 
 
