@@ -23,14 +23,14 @@ from streamflow_dagster.landing.demo_data import generate_landing
 from streamflow_dagster.platform.settings import REDIS_ONLINE_STORE, OnlineStoreSettings
 from tests.servers import RedisServer, free_port, wait_for_port
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(3000)]
 
 STREAMFLOW = str(Path(sys.executable).with_name("streamflow"))
 MONTH = "2024-01-31"
 USERS, SEED = 300, 11
 
 
-def streamflow(env: dict, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess:
+def streamflow(env: dict, *args: str, timeout: float = 2400) -> subprocess.CompletedProcess:
     return subprocess.run(
         [STREAMFLOW, *args], env=env, capture_output=True, text=True, timeout=timeout
     )
