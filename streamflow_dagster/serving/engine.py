@@ -208,7 +208,8 @@ class Engine:
                 ) from None
         reader = self._reader_of(services)
         try:
-            conn = self._connected() if reader.needs_database else None
+            # PostgreSQL's reader reads with this connection; Redis's needs none.
+            conn = self._connected() if getattr(reader, "needs_database", True) else None
             result = reader.read(conn, ids)
             if any(not found.values for found in result.values()):
                 self.snapshot_as_of = reader.online_month(conn)
