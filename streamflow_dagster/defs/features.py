@@ -5,7 +5,7 @@ from pathlib import Path
 import dagster as dg
 
 from ..features.consistency import check_online_matches_offline
-from ..features.online import materialize_month, online_month
+from ..features.online_store import current_month, write_month
 from ..features.registry import apply_repo, repo_code_version
 from ..features.specs import online_views, service_views, union_views
 from ..features.store import (
@@ -111,7 +111,7 @@ def _online_month(context, warehouse, feast, as_of_key: str) -> dg.MaterializeRe
     store = feast.store(url)
     views = online_views(store)
     with readable_failures(url, service="online store"):
-        write = materialize_month(url, views, store.config.online_store.db_schema, as_of)
+        write = write_month(url, store, views, as_of)  # PostgreSQL or Redis, as configured
     if write.written:
         context.log.info(f"{as_of}: {write.rows_written:,} online rows in {write.seconds:.1f} s")
     else:
@@ -128,7 +128,7 @@ def _online_month(context, warehouse, feast, as_of_key: str) -> dg.MaterializeRe
             conn,
             service_views(store, checked),
             checked,
-            online_month(conn),
+            current_month(url, store),
             CONSISTENCY_SAMPLE_USERS,
         )
     return dg.MaterializeResult(
@@ -136,6 +136,7 @@ def _online_month(context, warehouse, feast, as_of_key: str) -> dg.MaterializeRe
             "as_of": str(as_of),
             "written": write.written,
             "online_month": str(write.online_as_of),
+            "online_store": store.config.online_store.type,
             "users_by_view": dg.MetadataValue.json(write.users_by_view),
             "dagster/row_count": write.rows_written,
             "seconds": round(write.seconds, 2),

@@ -53,6 +53,8 @@ class OnlineReader:
     them when the views are several services' union), for `for_services`.
     """
 
+    needs_database = True  # reads with the caller's connection (online_redis's does not)
+
     def __init__(
         self,
         views: list[ViewSpec],
@@ -125,6 +127,12 @@ class OnlineReader:
             )
             for user_id, values in found.items()
         }
+
+    def online_month(self, conn: psycopg.Connection):  # -> date | None
+        """The month the online tables hold (features.online_month)."""
+        from .online import online_month
+
+        return online_month(conn)
 
 
 def decode_value(value: bytes | memoryview | None) -> object:

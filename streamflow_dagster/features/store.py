@@ -17,7 +17,12 @@ from urllib.parse import parse_qs, urlsplit
 from psycopg import sql
 
 from ..platform.db import connect, connection_env
-from ..platform.settings import FEATURE_REPO_DIR
+from ..platform.settings import (
+    CONNECT_TIMEOUT_S,
+    FEATURE_REPO_DIR,
+    OnlineStoreSettings,
+    online_store_settings,
+)
 
 if TYPE_CHECKING:
     from feast import FeatureService, FeatureStore
@@ -72,10 +77,38 @@ def expand_variables(text: str, values: Mapping[str, str]) -> str:
     return _VARIABLE.sub(value, text)
 
 
-def repo_config(database_url: str, repo_path: Path = FEATURE_REPO_DIR):  # -> feast RepoConfig
+def redis_connection_string(url: str) -> str:
+    """Feast's Redis connection string ("host:port,db=N,password=...,ssl=true") of a URL."""
+    parts = urlsplit(url)
+    params = [f"{parts.hostname}:{parts.port or 6379}"]
+    database = parts.path.strip("/")
+    if database:
+        params.append(f"db={int(database)}")
+    if parts.username:
+        params.append(f"username={parts.username}")
+    if parts.password:
+        params.append(f"password={parts.password}")
+    if parts.scheme == "rediss":
+        params.append("ssl=true")
+    params.append(f"socket_connect_timeout={CONNECT_TIMEOUT_S}")
+    return ",".join(params)
+
+
+def redis_online_store(url: str) -> dict:
+    """feature_store.yaml's `online_store` section for Feast's Redis store at `url`."""
+    return {"type": "redis", "connection_string": redis_connection_string(url)}
+
+
+def repo_config(
+    database_url: str,
+    repo_path: Path = FEATURE_REPO_DIR,
+    online: OnlineStoreSettings | None = None,
+):  # -> feast RepoConfig
     """feature_store.yaml of `repo_path`, its variables from `feast_env(database_url)`.
 
-    Other ${VAR}s still come from the environment, as Feast's own loader reads them.
+    Other ${VAR}s still come from the environment, as Feast's own loader reads them. With the
+    Redis online store (`online`, by default STREAMFLOW_ONLINE_STORE), the file's PostgreSQL
+    `online_store` section is replaced by Feast's Redis one; registry and offline store stay.
     """
     import yaml
     from feast.repo_config import FeastConfigError, RepoConfig
@@ -84,6 +117,9 @@ def repo_config(database_url: str, repo_path: Path = FEATURE_REPO_DIR):  # -> fe
     path = repo_path / "feature_store.yaml"
     values = {**os.environ, **feast_env(database_url)}
     raw = yaml.safe_load(expand_variables(path.read_text(), values))
+    online = online or online_store_settings()
+    if online.redis:
+        raw["online_store"] = redis_online_store(online.redis_url)
     try:
         config = RepoConfig(**raw)
     except ValidationError as error:
@@ -132,7 +168,11 @@ def check_feature_database(database_url: str) -> None:
         )
 
 
-def feature_store(database_url: str, repo_path: Path = FEATURE_REPO_DIR) -> FeatureStore:
+def feature_store(
+    database_url: str,
+    repo_path: Path = FEATURE_REPO_DIR,
+    online: OnlineStoreSettings | None = None,
+) -> FeatureStore:
     """The Feast store of `repo_path`, connected to the database at `database_url`.
 
     Builds Feast's RepoConfig in code: nothing is written to this process's environment.
@@ -141,7 +181,9 @@ def feature_store(database_url: str, repo_path: Path = FEATURE_REPO_DIR) -> Feat
     from feast import FeatureStore
 
     check_feature_database(database_url)
-    return FeatureStore(repo_path=str(repo_path), config=repo_config(database_url, repo_path))
+    return FeatureStore(
+        repo_path=str(repo_path), config=repo_config(database_url, repo_path, online)
+    )
 
 
 def feature_service(store: FeatureStore, name: str = FEATURE_SERVICE) -> FeatureService:

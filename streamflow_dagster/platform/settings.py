@@ -279,3 +279,45 @@ def load_executor_settings() -> ExecutorSettings:
         lambda v: v >= 0 and v == int(v),
     )
     return ExecutorSettings(executor, broker, backend, int(workers))
+
+
+# -- the Feast online store (features/online_store.py) ---------------------------------------
+POSTGRES_ONLINE_STORE = "postgres"  # Feast's PostgreSQL online tables in the warehouse
+REDIS_ONLINE_STORE = "redis"  # Feast's Redis online store, at STREAMFLOW_REDIS_URL
+ONLINE_STORES = (POSTGRES_ONLINE_STORE, REDIS_ONLINE_STORE)
+
+
+@dataclass(frozen=True)
+class OnlineStoreSettings:
+    kind: str  # STREAMFLOW_ONLINE_STORE: "postgres" (default) or "redis"
+    redis_url: str | None = None  # STREAMFLOW_REDIS_URL, e.g. redis://host:6379/0 (redis only)
+
+    @property
+    def redis(self) -> bool:
+        return self.kind == REDIS_ONLINE_STORE
+
+
+def online_store_settings() -> OnlineStoreSettings:
+    """Which online store Feast and the API use; a bad value is a ValueError naming it."""
+    kind = (os.environ.get("STREAMFLOW_ONLINE_STORE") or POSTGRES_ONLINE_STORE).strip().lower()
+    if kind not in ONLINE_STORES:
+        raise ValueError(
+            f"STREAMFLOW_ONLINE_STORE={kind!r}: give one of {', '.join(ONLINE_STORES)}"
+        )
+    if kind == POSTGRES_ONLINE_STORE:
+        return OnlineStoreSettings(kind)
+    url = (os.environ.get("STREAMFLOW_REDIS_URL") or "").strip()
+    if not url:
+        raise ValueError(
+            "STREAMFLOW_ONLINE_STORE=redis needs STREAMFLOW_REDIS_URL "
+            "(e.g. redis://127.0.0.1:6379/0)"
+        )
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise ValueError(
+            f"STREAMFLOW_REDIS_URL={url!r}: give redis://[:password@]host[:port][/db] "
+            "(rediss:// for TLS)"
+        )
+    return OnlineStoreSettings(kind, url)

@@ -22,8 +22,8 @@ from datetime import UTC, date, datetime
 import psycopg
 from threadpoolctl import threadpool_limits
 
-from ..features.online import online_month
 from ..features.online_read import OnlineReader, UserFeatures
+from ..features.online_redis import OnlineStoreDown
 from ..features.store import FEATURE_SERVICE
 from .errors import is_store_outage, reason
 from .model_slots import LoadedModel, ModelSlots
@@ -208,10 +208,13 @@ class Engine:
                 ) from None
         reader = self._reader_of(services)
         try:
-            conn = self._connected()
+            # PostgreSQL's reader reads with this connection; Redis's needs none.
+            conn = self._connected() if getattr(reader, "needs_database", True) else None
             result = reader.read(conn, ids)
             if any(not found.values for found in result.values()):
-                self.snapshot_as_of = online_month(conn)
+                self.snapshot_as_of = reader.online_month(conn)
+        except OnlineStoreDown as error:  # Redis
+            raise OnlineStoreUnavailable(f"online store unreachable: {error}") from None
         except psycopg.Error as error:
             if not is_store_outage(error):  # e.g. a query the database rejects: a bug
                 raise

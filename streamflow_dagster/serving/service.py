@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..features.online_read import OnlineReader
+from ..features.online_redis import RedisOnlineReader
 from ..ml.registry import PRODUCTION_ALIAS
 from .engine import Engine
 from .metrics import Metrics, build_metrics
@@ -27,20 +28,24 @@ from .split import CHALLENGER, PRODUCTION, Split
 log = logging.getLogger("streamflow.serve")
 
 
-def feature_reader(database_url: str) -> OnlineReader:
+def feature_reader(database_url: str) -> OnlineReader | RedisOnlineReader:
     """The direct reader of every feature service applied in Feast's registry (churn_v1
-    first): a model reads the views of the service it was trained with (`for_services`)."""
+    first): a model reads the views of the service it was trained with (`for_services`).
+    It reads the configured online store: PostgreSQL's tables, or Redis (pipelined HMGET)."""
+    from ..features.online_store import is_redis, redis_url
     from ..features.specs import merge_views, service_views
     from ..features.store import FEATURE_SERVICE, feature_store
 
     store = feature_store(database_url)
     applied = sorted(s.name for s in store.list_feature_services() if s.name != FEATURE_SERVICE)
     views = {name: service_views(store, name) for name in [FEATURE_SERVICE, *applied]}
-    return OnlineReader(
-        merge_views(list(views.values())),
-        store.config.online_store.db_schema,
-        {name: [f for view in specs for f in view.feature_names] for name, specs in views.items()},
-    )
+    merged = merge_views(list(views.values()))
+    service_features = {
+        name: [f for view in specs for f in view.feature_names] for name, specs in views.items()
+    }
+    if is_redis(store):
+        return RedisOnlineReader(merged, redis_url(store), store.project, service_features)
+    return OnlineReader(merged, store.config.online_store.db_schema, service_features)
 
 
 class MlflowAliases:
