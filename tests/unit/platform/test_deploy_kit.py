@@ -111,7 +111,7 @@ def local_processes(tmp_path_factory) -> dict[str, list[str]]:
     patch.setattr(deployment, "_running", lambda settings, name: None)
     patch.setattr(deployment, "_wait_for_code_server", lambda settings, proc: None)
     try:
-        deployment._start_locked(settings, webserver_port=3000)
+        deployment._start_locked(settings, webserver_port=3000, celery_workers=None)
     finally:
         patch.undo()
     return recorded
@@ -175,10 +175,15 @@ def test_compose_wires_the_services_together():
     assert server["location_name"] == deployment.LOCATION_NAME
     # Run monitoring reads the run workers' pids: the daemon sees the code server's processes.
     assert services["daemon"]["pid"] == "service:code-server"
-    _, mlflow = parse(services["mlflow"]["command"])
-    assert mlflow["serve_artifacts"] and mlflow["artifacts_destination"].startswith("s3://")
-    assert mlflow["backend_store_uri"].endswith("@postgres:5432/mlflow")
+    # The MLflow server is `streamflow mlflow-server`, as the server-mode test runs it: its
+    # backend is the database `mlflow` on the warehouse's server, artifacts proxied to S3.
+    path, mlflow = parse(services["mlflow"]["command"])
+    assert path == ["streamflow", "mlflow-server"]
+    assert mlflow["artifacts_destination"].startswith("s3://")
     assert "mlflow" in mlflow["allowed_hosts"].split(",")
+    mlflow_env = services["mlflow"]["environment"]
+    assert "@postgres:5432/" in mlflow_env["STREAMFLOW_DATABASE_URL"]
+    assert mlflow_env["MLFLOW_S3_ENDPOINT_URL"] == "http://s3:9000"
     init_sql = (DEPLOY / "postgres" / "init.sql").read_text().lower()
     assert "create database mlflow" in init_sql
 
@@ -207,4 +212,4 @@ def test_kubernetes_services_run_streamflow_commands():
     }
     assert set(commands) == {"mlflow", "api"}
     assert parse(commands["api"])[0] == ["streamflow", "serve"]
-    assert parse(commands["mlflow"])[0] == ["mlflow", "server"]
+    assert parse(commands["mlflow"])[0] == ["streamflow", "mlflow-server"]
