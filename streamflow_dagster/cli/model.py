@@ -141,4 +141,6 @@ def ui(port: int | None, print_only: bool) -> None:
         return
     argv[0] = str(Path(sys.executable).with_name("mlflow"))  # the venv's, even if not on PATH
     click.echo(f"MLflow UI on http://127.0.0.1:{port} (Ctrl+C stops)")
-    os.execv(argv[0], argv)
+    from ..platform.mlflow_server import without_job_runner
+
+    os.execve(argv[0], argv, without_job_runner(dict(os.environ)))

@@ -132,7 +132,13 @@ def server_command(
     env["MLFLOW_BACKEND_STORE_URI"] = backend  # not in argv: `ps` would show the password
     env.pop("MLFLOW_TRACKING_URI", None)  # the server is the store, not a client of one
     env.pop("MLFLOW_REGISTRY_STORE_URI", None)  # the registry is the same database
-    # MLflow's job runner (huey consumer processes) serves GenAI features StreamFlow does not
-    # use (trace rollups, prompt optimisation): off unless the user turns it on.
-    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    without_job_runner(env)
     return ServerCommand(argv=argv, env=env, backend=backend, destination=destination)
+
+
+def without_job_runner(env: dict[str, str]) -> dict[str, str]:
+    """MLflow's job runner (about eight huey consumer processes per server) serves GenAI
+    features StreamFlow does not use (trace rollups, prompt optimisation): off unless the
+    user turns it on. For every `mlflow server` / `mlflow ui` StreamFlow starts."""
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    return env

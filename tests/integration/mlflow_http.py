@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from streamflow_dagster.platform.mlflow_server import without_job_runner
 from streamflow_dagster.platform.mlflow_store import MlflowStore
 
 START_TIMEOUT_S = 120  # two shared cores: the server's imports alone take a while
@@ -43,7 +45,12 @@ def mlflow_server(store: MlflowStore, log: Path) -> Iterator[str]:
     ]
     base = f"http://127.0.0.1:{port}"
     with open(log, "w") as out:
-        server = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            args,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=without_job_runner(dict(os.environ)),
+        )
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
