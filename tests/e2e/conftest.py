@@ -96,6 +96,12 @@ def make_month_bad(subscriptions_csv: Path) -> int:
     return len(rows[::10])
 
 
+# How long a server may take to answer after `servers` started it. Alone the tour's servers
+# answer within a minute or two; under `make test` the tour shares two cores with two other
+# pytest workers running whole months, and 240 s was seen to run out there.
+SERVER_START_S = 900
+
+
 @pytest.fixture(scope="session")
 def ui_ports() -> dict[str, int]:
     """The ports the Dagster UI and the MLflow UI will serve on, known before the months run:
@@ -244,25 +250,25 @@ def servers(ui_state, ui_ports, tmp_path_factory) -> Iterator[dict[str, Server]]
 @pytest.fixture(scope="session")
 def dagster_ui(servers) -> str:
     """The Dagster UI's base URL, once the webserver answers."""
-    return servers["dagster"].wait(timeout=240).removesuffix("/server_info")
+    return servers["dagster"].wait(timeout=SERVER_START_S).removesuffix("/server_info")
 
 
 @pytest.fixture(scope="session")
 def dbt_docs(servers) -> str:
     """The dbt docs site, generated from the live warehouse by `streamflow docs`."""
-    return servers["docs"].wait(timeout=240)
+    return servers["docs"].wait(timeout=SERVER_START_S)
 
 
 @pytest.fixture(scope="session")
 def online_api(servers) -> str:
     """The online API's base URL, once it answers (its port opens with the model loaded)."""
-    return servers["api"].wait(timeout=240).removesuffix("/health")
+    return servers["api"].wait(timeout=SERVER_START_S).removesuffix("/health")
 
 
 @pytest.fixture(scope="session")
 def mlflow_ui(servers) -> str:
     """The MLflow UI's base URL (STREAMFLOW_MLFLOW_UI_URL, where Dagster's links point)."""
-    return servers["mlflow"].wait(timeout=240).removesuffix("/health")
+    return servers["mlflow"].wait(timeout=SERVER_START_S).removesuffix("/health")
 
 
 # The Dagster UI greets a new instance with a "join the community" dialog over the page.
