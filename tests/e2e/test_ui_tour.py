@@ -22,7 +22,10 @@ import pytest
 
 from tests.e2e.conftest import BAD_MONTH, GOOD_MONTHS, streamflow
 
-pytestmark = pytest.mark.e2e
+# The first test's timeout also counts the session fixtures' setup (the state's months, the
+# deployment, the docs, the API, the MLflow UI): minutes alone, more than the suite's 600 s
+# when it shares two cores with two other workers running whole months (seen under make test).
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
 
 # The deployment's code server serves the definitions as the location "streamflow".
 LOCATION = "streamflow"

@@ -4,11 +4,23 @@ and the MLflow store's URIs and UI command."""
 from __future__ import annotations
 
 import dagster as dg
+import pytest
+from dagster._core.storage.defs_state.base import set_defs_state_storage
 
 from streamflow_dagster.defs.features import FEATURE_ASSETS
 from streamflow_dagster.defs.models import MODEL_ASSETS, MODEL_CHECK_SPECS
 from streamflow_dagster.defs.resources import FeastResource, WarehouseResource, model_resources
 from streamflow_dagster.platform.mlflow_store import backend_store_uri, redacted, sqlalchemy_uri
+
+
+@pytest.fixture(autouse=True)
+def no_state_storage_of_an_earlier_test():
+    """Loading Definitions reads the current instance's defs-state storage (a context variable
+    an instance sets when it is created). Under pytest-xdist an earlier test in the same worker
+    can leave it pointing at an instance already collected ("Attempted to resolve undefined
+    DagsterInstance weakref"); these tests need no instance at all."""
+    with set_defs_state_storage(None):
+        yield
 
 
 def definitions() -> dg.Definitions:
