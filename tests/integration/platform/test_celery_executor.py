@@ -60,6 +60,8 @@ def run_report(instance: dg.DagsterInstance, run: dg.DagsterRun) -> dict:
             continue
         if e.dagster_event.event_type_value == "STEP_START":
             steps.add(e.step_key)
+        if not e.dagster_event.is_engine_event:  # engine_event_data asserts the type
+            continue
         data = e.dagster_event.engine_event_data
         if data and CELERY_STEP in (e.user_message or ""):
             workers[e.step_key] = data.metadata["Celery worker"].value
