@@ -13,6 +13,7 @@ scores, model metrics, decisions and aliases must equal the reference's.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -63,7 +64,8 @@ def run_report(instance: dg.DagsterInstance, run: dg.DagsterRun) -> dict:
         if not e.dagster_event.is_engine_event:  # engine_event_data asserts the type
             continue
         data = e.dagster_event.engine_event_data
-        if data and CELERY_STEP in (e.user_message or ""):
+        # the worker reports it with report_engine_event: the text is the event's message
+        if data and CELERY_STEP in (e.dagster_event.message or ""):
             workers[e.step_key] = data.metadata["Celery worker"].value
     stats = instance.get_run_stats(run.run_id)
     return {
@@ -77,15 +79,16 @@ def run_report(instance: dg.DagsterInstance, run: dg.DagsterRun) -> dict:
 def test_celery_months_equal_default_executor_months(
     tmp_path, server_home, pg_server, database_url, monkeypatch
 ):
-    landing = tmp_path / "landing"
-    generate_landing(landing, users=USERS, months=len(MONTHS), seed=5)
+    reference_landing = tmp_path / "reference-landing"
+    generate_landing(reference_landing, users=USERS, months=len(MONTHS), seed=5)
     server = pg_server.url("postgres")
     stores = {name: fresh_mlflow_store(server, tmp_path / f"mlflow-{name}") for name in "dc"}
 
-    run_in_process(database_url, landing, stores["d"], MONTHS)
+    run_in_process(database_url, reference_landing, stores["d"], MONTHS)
     reference = outcome(database_url, stores["d"])
     assert all(reference["chain"][m]["checks"] == "passed" for m in MONTHS), reference["chain"]
 
+    landing = tmp_path / "landing"  # filled once the deployment's landing sensor is stopped
     celery_db = new_database(pg_server, database_url, "celery")
     prepare_store(stores["c"])  # its experiment keeps its artifacts under the test's folder
     home = server_home("celery")
@@ -106,6 +109,24 @@ def test_celery_months_equal_default_executor_months(
             assert started.returncode == 0, started.stdout + started.stderr
             for name in (worker_name(1), worker_name(2)):
                 assert f"{name} running" in " ".join(started.stdout.split()), started.stdout
+            # The months land only once the landing sensor is stopped: otherwise its first tick
+            # can submit both months itself, racing the two CLI runs (4 runs, seen in CI).
+            stopped = subprocess.run(
+                [
+                    str(Path(sys.executable).with_name("dagster")),
+                    "sensor",
+                    "stop",
+                    "landing_sensor",
+                    "-w",
+                    str(home / "deployment" / "workspace.yaml"),
+                ],
+                env={**env, STORAGE_URL_ENV: with_database(celery_db, DAGSTER_DB)},
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+            shutil.copytree(reference_landing, landing)
             cli = [STREAMFLOW, "run", "--months"]
             processes = [
                 subprocess.Popen(
