@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
-from tests.servers import free_port, wait_for_port
+from tests.servers import ServerProcess
 
 # moto accepts any credentials; clients must still send some (boto3 signs every request).
 ACCESS_KEY, SECRET_KEY, REGION = "streamflow-test", "streamflow-test-secret", "us-east-1"
 
 
-class S3Server:
+class S3Server(ServerProcess):
     """`moto_server` on a free loopback port, its log in `directory`."""
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = Path(directory)
-        self.port = 0
-        self._proc: subprocess.Popen | None = None
+    log_name = "moto.log"
+    start_timeout_s = 120.0  # its imports take a while on busy cores
 
     @property
     def endpoint(self) -> str:
@@ -44,32 +41,15 @@ class S3Server:
             region_name=REGION,
         )
 
-    def start(self) -> S3Server:
-        moto = Path(sys.executable).with_name("moto_server")
-        if not moto.exists():
-            raise RuntimeError(f"{moto} is missing: `make install` (moto[server], dev group)")
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self._proc = subprocess.Popen(
-            [str(moto), "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=(self.directory / "moto.log").open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-        wait_for_port(self.port, timeout_s=120)  # its imports take a while on busy cores
-        return self
+    def prepare(self) -> None:
+        if not self._moto().exists():
+            raise RuntimeError(
+                f"{self._moto()} is missing: `make install` (moto[server], dev group)"
+            )
 
-    def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-        self._proc = None
+    def command(self, port: int) -> list[str]:
+        return [str(self._moto()), "-H", "127.0.0.1", "-p", str(port)]
 
-    def __enter__(self) -> S3Server:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+    @staticmethod
+    def _moto() -> Path:
+        return Path(sys.executable).with_name("moto_server")

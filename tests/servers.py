@@ -56,42 +56,36 @@ def wait_for_port(port: int, timeout_s: float = 30.0, host: str = "127.0.0.1") -
             time.sleep(0.1)
 
 
-class RedisServer:
-    """A real `redis-server` (Debian's) on a free loopback port, its data in `directory`."""
+class ServerProcess:
+    """A server as a child process on a free loopback port, its log in `directory`.
+
+    Subclasses say how to start it (`command(port)`), what it needs first (`prepare`), and how
+    long it may take to listen."""
+
+    log_name = "server.log"
+    start_timeout_s = 30.0
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self.port = 0
         self._proc: subprocess.Popen | None = None
 
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+    def prepare(self) -> None:
+        """Install or check what the server needs (before a port is taken)."""
 
-    def start(self) -> RedisServer:
-        apt_install("redis-server", binary="redis-server")
+    def command(self, port: int) -> list[str]:
+        raise NotImplementedError
+
+    def start(self):
+        self.prepare()
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self._proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(self.directory),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--protected-mode",
-                "no",
-            ],
-            stdout=(self.directory / "redis.log").open("ab"),
+            self.command(self.port),
+            stdout=(self.directory / self.log_name).open("ab"),
             stderr=subprocess.STDOUT,
         )
-        wait_for_port(self.port)
+        wait_for_port(self.port, timeout_s=self.start_timeout_s)
         return self
 
     def stop(self) -> None:
@@ -104,8 +98,38 @@ class RedisServer:
                 self._proc.wait()
         self._proc = None
 
-    def __enter__(self) -> RedisServer:
+    def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class RedisServer(ServerProcess):
+    """A real `redis-server` (Debian's) on a free loopback port, its data in `directory`."""
+
+    log_name = "redis.log"
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def prepare(self) -> None:
+        apt_install("redis-server", binary="redis-server")
+
+    def command(self, port: int) -> list[str]:
+        return [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.directory),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "no",
+        ]
