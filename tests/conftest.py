@@ -22,7 +22,13 @@ SLOW_FILES = [
     "tests/integration/defs/test_backfill_concurrency.py",
     "tests/integration/cli/test_telco_end_to_end.py",
     "tests/e2e/test_ui_tour.py",
+    # each starts its own servers and deployment and runs whole months (celery: 513 s alone)
+    "tests/integration/package/test_installed_package.py",
+    "tests/integration/platform/test_celery_executor.py",
     "tests/integration/platform/test_deployment.py",
+    "tests/integration/platform/test_external_postgres.py",
+    "tests/integration/platform/test_mlflow_server.py",
+    "tests/integration/platform/test_redis_online_store.py",
     "tests/integration/ml/test_month_order.py",
     "tests/integration/cli/test_demo_alerts.py",
     # the unit files that train models (CPU: minutes at load 25, tens of seconds quiet)

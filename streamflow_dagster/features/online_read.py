@@ -89,18 +89,8 @@ class OnlineReader:
 
     def for_services(self, services: list[str]) -> OnlineReader:
         """A reader of only these services' features (the views they need, nothing more)."""
-        unknown = [s for s in services if s not in self.service_features]
-        if unknown:
-            raise KeyError(
-                f"feature service(s) {unknown} are not among {list(self.service_features)}"
-            )
-        wanted = {name for s in services for name in self.service_features[s]}
-        views = [
-            replace(view, features=tuple(f for f in view.features if f[0] in wanted))
-            for view in self.views
-            if any(name in wanted for name in view.feature_names)
-        ]
-        return OnlineReader(views, self.schema, {s: self.service_features[s] for s in services})
+        views, service_features = services_views(self.views, self.service_features, services)
+        return OnlineReader(views, self.schema, service_features)
 
     def entity_key(self, user_id: str) -> bytes:
         """serialize_entity_key(user_id=...) in Feast's v3 format."""
@@ -133,6 +123,24 @@ class OnlineReader:
         from .online import online_month
 
         return online_month(conn)
+
+
+def services_views(
+    views: list[ViewSpec], service_features: dict[str, list[str]], services: list[str]
+) -> tuple[list[ViewSpec], dict[str, list[str]]]:
+    """The views (narrowed to the features wanted) and features of only these services; an
+    unknown service is a KeyError naming the known ones. Shared by both online stores' readers.
+    """
+    unknown = [s for s in services if s not in service_features]
+    if unknown:
+        raise KeyError(f"feature service(s) {unknown} are not among {list(service_features)}")
+    wanted = {name for s in services for name in service_features[s]}
+    narrowed = [
+        replace(view, features=tuple(f for f in view.features if f[0] in wanted))
+        for view in views
+        if any(name in wanted for name in view.feature_names)
+    ]
+    return narrowed, {s: service_features[s] for s in services}
 
 
 def decode_value(value: bytes | memoryview | None) -> object:

@@ -24,7 +24,7 @@ once); one write at a time (a Redis lock).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import psycopg
@@ -34,7 +34,7 @@ from ..platform.db import connect
 from ..platform.settings import CONNECT_TIMEOUT_S
 from . import encoding
 from .online import OnlineWrite
-from .online_read import UserFeatures, decode_value
+from .online_read import UserFeatures, decode_value, services_views
 from .online_tables import PG_WITH_BYTEA_REVERSE
 from .specs import ViewSpec
 
@@ -306,22 +306,12 @@ class RedisOnlineReader:
 
     def for_services(self, services: list[str]) -> RedisOnlineReader:
         """A reader of only these services' features (the views they need, nothing more)."""
-        unknown = [s for s in services if s not in self.service_features]
-        if unknown:
-            raise KeyError(
-                f"feature service(s) {unknown} are not among {list(self.service_features)}"
-            )
-        wanted = {name for s in services for name in self.service_features[s]}
-        views = [
-            replace(view, features=tuple(f for f in view.features if f[0] in wanted))
-            for view in self.views
-            if any(name in wanted for name in view.feature_names)
-        ]
+        views, service_features = services_views(self.views, self.service_features, services)
         return RedisOnlineReader(
             views,
             self.redis_url,
             self.project,
-            {s: self.service_features[s] for s in services},
+            service_features,
             client=self._client,
         )
 
