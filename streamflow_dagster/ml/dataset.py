@@ -93,6 +93,22 @@ class Split:
             "holdout": len(self.y_holdout),
         }
 
+    def holdout(self) -> Holdout:
+        """What outlives the fit: the holdout rows and every part's row count."""
+        return Holdout(self.X_holdout, self.y_holdout, self.holdout_users, self.rows)
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """The part of a Split a trained model keeps. Its train and validation rows (80% of the
+    month: 800,000 rows of each compared service's features at 1,000,000 users) are dropped
+    once the model is fitted and its threshold chosen."""
+
+    X_holdout: pd.DataFrame
+    y_holdout: np.ndarray
+    holdout_users: np.ndarray  # user_id of each holdout row
+    rows: dict[str, int]  # train, validation, holdout
+
 
 def split_month(training_set: pd.DataFrame, features: list[str], seed: int) -> Split:
     """A stratified 60/20/20 split; the same rows and seed always give the same split."""
@@ -108,13 +124,20 @@ def split_month(training_set: pd.DataFrame, features: list[str], seed: int) -> S
             f"{MIN_ROWS_PER_CLASS} of each to train, validate and hold out"
         )
     # Row order from the database is user_id order; sort anyway so the split never depends on it.
-    ordered = training_set.sort_values("user_id", kind="stable").reset_index(drop=True)
+    # Only the columns the split needs are sorted: the month holds every compared service's.
+    ordered = (
+        training_set[["user_id", LABEL, *(f for f in features if f in training_set.columns)]]
+        .sort_values("user_id", kind="stable")
+        .reset_index(drop=True)
+    )
     y = labels(ordered)
     X = model_input(ordered, features)
     users = ordered["user_id"].to_numpy()
+    del ordered  # X holds the features: the sorted copy is not needed for the split
     X_rest, X_hold, y_rest, y_hold, _, users_hold = train_test_split(
         X, y, users, test_size=HOLDOUT_SHARE, stratify=y, random_state=seed
     )
+    del X  # split into X_rest and X_hold
     X_train, X_val, y_train, y_val = train_test_split(
         X_rest,
         y_rest,

@@ -22,7 +22,7 @@ from sklearn.model_selection import FixedThresholdClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from .dataset import CATEGORICAL_FEATURES, SEED, Split, split_month
+from .dataset import CATEGORICAL_FEATURES, SEED, Holdout, Split, split_month
 from .evaluation import choose_threshold
 from .threads import FOREST_FIT_JOBS, openmp_limited
 
@@ -112,7 +112,7 @@ class TrainedModel:
     algorithm: str
     threshold: float
     features: list[str]
-    split: Split
+    split: Holdout  # the holdout rows and the split's row counts (train rows are not kept)
     seed: int
     validation_auc: dict[str, float]  # per candidate
     fit_seconds: dict[str, float]  # per candidate
@@ -148,7 +148,7 @@ def train(training_set: pd.DataFrame, features: list[str], seed: int = SEED) -> 
         algorithm=best,
         threshold=threshold,
         features=list(features),
-        split=split,
+        split=split.holdout(),
         seed=seed,
         validation_auc=validation_auc,
         fit_seconds=fit_seconds,

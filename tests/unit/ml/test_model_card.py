@@ -64,6 +64,14 @@ def test_f1_bootstrap_is_seeded():
     assert first == f1_interval(labels, probability >= 0.3, seed=5)
 
 
+def test_f1_bootstrap_drawn_in_chunks_is_the_one_draw_bootstrap():
+    labels, probability = scored_holdout(rows=1999)
+    whole = f1_interval(labels, probability >= 0.3, seed=5, chunk_draws=10**9)
+    # 3 resamples per chunk, the last chunk short: same resamples, same interval.
+    assert whole == f1_interval(labels, probability >= 0.3, seed=5, chunk_draws=3 * 1999 + 7)
+    assert whole == f1_interval(labels, probability >= 0.3, seed=5, chunk_draws=1)
+
+
 def test_segments_report_churn_rate_and_say_when_n_is_too_small():
     labels, probability = scored_holdout(rows=1000)
     contract = np.where(np.arange(1000) < 950, "Month-to-month", "Two year")

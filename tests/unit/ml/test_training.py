@@ -55,6 +55,16 @@ def test_same_data_and_seed_give_the_same_model_and_metrics(month, trained):
     assert trained.validation_auc == again.validation_auc
 
 
+def test_the_trained_model_keeps_only_its_holdout_and_the_row_counts(month, trained):
+    split = split_month(month, feature_columns(month), seed=42)
+    kept = trained.split
+    assert not hasattr(kept, "X_train") and not hasattr(kept, "X_val")
+    assert kept.rows == split.rows
+    assert kept.X_holdout.equals(split.X_holdout)
+    assert np.array_equal(kept.y_holdout, split.y_holdout)
+    assert np.array_equal(kept.holdout_users, split.holdout_users)
+
+
 def test_both_candidates_compete_and_the_better_on_validation_wins(trained):
     assert set(trained.validation_auc) == {"hist_gradient_boosting", "random_forest"}
     assert trained.algorithm == max(trained.validation_auc, key=trained.validation_auc.get)
@@ -68,8 +78,8 @@ def test_the_model_takes_the_raw_features_and_applies_its_threshold(month, train
     assert np.array_equal(predicted, probability >= trained.threshold)
 
 
-def test_threshold_is_chosen_on_validation_not_left_at_one_half(trained):
-    split = trained.split
+def test_threshold_is_chosen_on_validation_not_left_at_one_half(month, trained):
+    split = split_month(month, feature_columns(month), seed=42)  # the split train() made
     validation = trained.model.predict_proba(split.X_val)[:, 1]
     assert trained.threshold == choose_threshold(split.y_val, validation)
     assert trained.threshold < 0.5  # ~7% churners: 0.5 would flag almost nobody
