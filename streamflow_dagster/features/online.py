@@ -29,9 +29,9 @@ from .specs import ViewSpec
 ONLINE_MONTH_TABLE = "online_month"
 # One online write at a time: two months written concurrently would race on which one wins.
 LOCK_KEY = "streamflow.online_features"
-# Views built at the same time, each on its own connection: a build is one CPU-bound backend,
-# and the reference machine has two cores (more only queue, and PostgreSQL's parallel index
-# builds use the spare workers).
+# Views built at the same time, each on its own connection: a build is one CPU-bound backend
+# (its index builds too: online_tables.BUILD_PARALLEL_WORKERS), and the reference machine has
+# two cores (more only queue).
 BUILD_CONNECTIONS = 2
 # Online reads hold their locks for milliseconds; waiting longer at the swap means a stuck
 # transaction, so give up and retry rather than queue every online read behind it.

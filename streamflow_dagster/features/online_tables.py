@@ -22,6 +22,12 @@ PG_WITH_BYTEA_REVERSE = 180000  # server_version_num from which reverse(bytea) e
 # Memory for the month's CTE: 1,000,000 users take about 100 MB, which then stays in memory
 # instead of spilling to a temporary file.
 BUILD_WORK_MEM = "256MB"
+# Each index is built by its own backend alone. `online.py` already runs one build per core;
+# PostgreSQL's parallel index builds (two workers per index by default, GIN ones too since 18)
+# then only share the same cores, split maintenance_work_mem three ways and merge their sorts
+# back: at 1,000,000 users, without them the step wrote half the temporary files and used
+# 215 instead of 229 PostgreSQL CPU-s (BENCHMARKS.md, bench/bench_online_write.py).
+BUILD_PARALLEL_WORKERS = 0
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,11 @@ def build_stage(
         conn.execute("set local extra_float_digits = 1")
         conn.execute("set local timezone = 'UTC'")
         conn.execute(sql.SQL("set local work_mem = {}").format(sql.Literal(BUILD_WORK_MEM)))
+        conn.execute(
+            sql.SQL("set local max_parallel_maintenance_workers = {}").format(
+                sql.Literal(BUILD_PARALLEL_WORKERS)
+            )
+        )
         # A stage table is rebuilt from the marts if lost: no need to wait for its WAL flush.
         conn.execute("set local synchronous_commit = off")
         conn.execute(
