@@ -20,7 +20,6 @@ sum. The sampler's own CPU time is left out of the Python figure.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import os
 import resource
 import shutil
@@ -36,7 +35,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # tests.integration.inprocess
-from common import machine  # noqa: E402
+from common import hold_work_folder, machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 AS_OF = "2024-01-31"
@@ -227,13 +226,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--work", type=Path, default=ROOT / "bench-work" / "million")
     args = parser.parse_args()
-    work = args.work.resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    lock = open(work / ".lock", "w")  # noqa: SIM115 (held until the process exits)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        sys.exit(f"{work} is in use by another bench_million.py: wait for it or pass --work")
+    work = hold_work_folder(args.work, "bench_million.py")
     home, landing = work / "state", work / f"landing-{args.users}"
     if home.exists():
         shutil.rmtree(home)

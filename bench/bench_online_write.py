@@ -18,7 +18,6 @@ pg_stat_statements (reset before each run).
 from __future__ import annotations
 
 import argparse
-import fcntl
 import os
 import shutil
 import sys
@@ -33,7 +32,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # tests.integration.inprocess
 from bench_million import AS_OF, generate  # noqa: E402
-from common import machine  # noqa: E402
+from common import hold_work_folder, machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TOP_STATEMENTS = 12
@@ -246,13 +245,7 @@ def main() -> None:
         help="keep the state of the last run (marts and a month online): online_features only",
     )
     args = parser.parse_args()
-    work = args.work.resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    lock = open(work / ".lock", "w")  # noqa: SIM115 (held until the process exits)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        sys.exit(f"{work} is in use by another benchmark: wait for it or pass --work")
+    work = hold_work_folder(args.work, "benchmark")
     print(f"machine: {machine()}; load average {os.getloadavg()}")
     run(work, args.users, args.repeat, args.reuse_state)
 

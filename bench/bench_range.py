@@ -15,7 +15,6 @@ step's start and end. Run it under `py-spy record --subprocesses -f raw` for a C
 from __future__ import annotations
 
 import argparse
-import fcntl
 import os
 import shutil
 import subprocess
@@ -26,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # tests.integration.inprocess
 from bench_million import Sampler, step_times  # noqa: E402
-from common import machine  # noqa: E402
+from common import hold_work_folder, machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -101,13 +100,7 @@ def main() -> None:
     parser.add_argument("--months", type=int, default=12)
     parser.add_argument("--work", type=Path, default=ROOT / "bench-work" / "range")
     args = parser.parse_args()
-    work = args.work.resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    lock = open(work / ".lock", "w")  # noqa: SIM115 (held until the process exits)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        sys.exit(f"{work} is in use by another bench_range.py: wait for it or pass --work")
+    work = hold_work_folder(args.work, "bench_range.py")
     home, landing = work / "state", work / f"landing-{args.users}x{args.months}"
     if home.exists():
         shutil.rmtree(home)

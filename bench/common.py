@@ -8,6 +8,7 @@ import threading
 import time
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 
@@ -48,3 +49,23 @@ def machine() -> str:
     mem_gb = psutil.virtual_memory().total / 2**30
     python = platform.python_version()
     return f"{platform.node()} {os.cpu_count()} cores {mem_gb:.0f} GB, Python {python}"
+
+
+def hold_work_folder(work: Path, script: str) -> Path:
+    """Make `work` and hold its lock until this process exits: two benchmarks sharing a state
+    folder stop each other's PostgreSQL (seen once); the second one is refused instead."""
+    import fcntl
+    import sys
+
+    work = work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    lock = open(work / ".lock", "w")  # noqa: SIM115 (held until the process exits)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        sys.exit(f"{work} is in use by another {script}: wait for it or pass --work")
+    _HELD.append(lock)
+    return work
+
+
+_HELD: list = []  # the open lock files: closing one would release its lock
