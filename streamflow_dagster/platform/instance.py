@@ -27,7 +27,12 @@ POLL_INTERVAL_S = 5
 FREE_SLOTS_AFTER_S = 5
 DEAD_RUN_BOUND_S = 30
 DEQUEUE_INTERVAL_S = 1  # a queued run waits up to this for the daemon (default 5 s)
-START_TIMEOUT_S = 180  # launched but no worker after this: failed (slow imports on 2 cores)
+# Launched but no worker after this: failed. A run worker imports the whole code location
+# before it reports in, which took minutes in CI with three test workers on two cores (180 s
+# was the likely cause of two failed months in a concurrent backfill there). Only a run whose
+# worker died before reporting waits this long; one that dies later is caught within
+# DEAD_RUN_BOUND_S.
+START_TIMEOUT_S = 600
 CANCEL_TIMEOUT_S = 60  # asked to stop but still running after this: forced to failed
 MAX_RUNTIME_S = 2 * 3600  # no month takes an hour; a hung run is stopped after two
 

@@ -22,6 +22,7 @@ import dagster as dg
 import pytest
 
 from streamflow_dagster.defs.jobs import MONTHLY_JOB
+from streamflow_dagster.defs.month_runs import claim_months
 from streamflow_dagster.landing.demo_data import generate_landing
 from streamflow_dagster.platform.celery import worker_name
 from streamflow_dagster.platform.db import with_database
@@ -88,7 +89,7 @@ def test_celery_months_equal_default_executor_months(
     reference = outcome(database_url, stores["d"])
     assert all(reference["chain"][m]["checks"] == "passed" for m in MONTHS), reference["chain"]
 
-    landing = tmp_path / "landing"  # filled once the deployment's landing sensor is stopped
+    landing = tmp_path / "landing"  # filled once its months are claimed for the CLI
     celery_db = new_database(pg_server, database_url, "celery")
     prepare_store(stores["c"])  # its experiment keeps its artifacts under the test's folder
     home = server_home("celery")
@@ -109,23 +110,13 @@ def test_celery_months_equal_default_executor_months(
             assert started.returncode == 0, started.stdout + started.stderr
             for name in (worker_name(1), worker_name(2)):
                 assert f"{name} running" in " ".join(started.stdout.split()), started.stdout
-            # The months land only once the landing sensor is stopped: otherwise its first tick
-            # can submit both months itself, racing the two CLI runs (4 runs, seen in CI).
-            stopped = subprocess.run(
-                [
-                    str(Path(sys.executable).with_name("dagster")),
-                    "sensor",
-                    "stop",
-                    "landing_sensor",
-                    "-w",
-                    str(home / "deployment" / "workspace.yaml"),
-                ],
-                env={**env, STORAGE_URL_ENV: with_database(celery_db, DAGSTER_DB)},
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
-            assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+            # The months are claimed for the CLI before they land, as `streamflow run` claims
+            # them before it starts a deployment: otherwise the landing sensor's first tick can
+            # submit both months itself, racing the two CLI runs (4 runs, seen in CI). (Stopping
+            # the sensor with `dagster sensor stop` raced the daemon creating its state.)
+            monkeypatch.setenv(STORAGE_URL_ENV, with_database(celery_db, DAGSTER_DB))
+            with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+                claim_months(instance, MONTHS)
             shutil.copytree(reference_landing, landing)
             cli = [STREAMFLOW, "run", "--months"]
             processes = [
@@ -141,7 +132,6 @@ def test_celery_months_equal_default_executor_months(
         finally:  # the deployment (workers included) outlives the commands
             streamflow(env, "deploy", "stop", timeout=120)
 
-    monkeypatch.setenv(STORAGE_URL_ENV, with_database(celery_db, DAGSTER_DB))
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         runs = [r for r in instance.get_runs() if r.job_name == MONTHLY_JOB]
         reports = [run_report(instance, r) for r in runs]

@@ -31,7 +31,9 @@ from streamflow_dagster.platform.instance import DBT_POOL, DEAD_RUN_BOUND_S
 from streamflow_dagster.platform.launcher import process_alive, worker_pid
 from tests.e2e.conftest import make_month_bad
 
-pytestmark = pytest.mark.integration
+# Each test runs whole months through the deployment: over the default 600 s in CI under load
+# (three workers on two cores; the suite took 63 min there).
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 
 STREAMFLOW = str(Path(sys.executable).with_name("streamflow"))
 MONTHS = ["2024-01-31", "2024-02-29"]
