@@ -43,16 +43,25 @@ def with_database(url: str, database: str) -> str:
 
 
 def ensure_database(server_url: str, database: str) -> None:
-    """Create `database` on the server at `server_url` if it does not exist yet."""
+    """Create `database` on the server at `server_url` if it does not exist yet.
+
+    Processes that start together (three `streamflow run` of different months) all find the
+    database missing; their CREATE DATABASE then collide in the catalog, as DuplicateDatabase
+    or, when both pass the catalog's check at once, as a UniqueViolation on
+    pg_database_datname_index (seen in CI). A server-side advisory lock makes check and create
+    one step for every process on every machine that uses this server.
+    """
     with connect(server_url, autocommit=True) as conn:
+        conn.execute("select pg_advisory_lock(hashtext(%s))", (f"streamflow:create:{database}",))
         exists = conn.execute(
             "select 1 from pg_database where datname = %s", (database,)
         ).fetchone()
         if not exists:
             try:
                 conn.execute(sql.SQL("create database {}").format(sql.Identifier(database)))
-            except psycopg.errors.DuplicateDatabase:
-                pass  # created by a parallel process in the meantime
+            except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+                pass  # created by a process that does not take the lock (an older StreamFlow)
+        # The lock is the session's: closing the connection releases it.
 
 
 class WarehouseNotRunning(RuntimeError):
