@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -42,20 +41,35 @@ def test_a_claim_of_a_dead_process_is_taken_over(tmp_path):
     assert claimed[0].name.endswith(f".claimed-{os.getpid()}")
 
 
-def _save_and_claim(directory: str, user: str) -> tuple[int, list]:
+def _save_and_claim(directory: str, user: str, start, results) -> None:
+    start.wait(timeout=120)  # both processes are up: they save at the same time
     spool = Spool(Path(directory))
     for _ in range(20):  # within the same second as the other worker: names must still differ
         spool.save([(*ROW[:1], user, *ROW[2:])])
     rows, claimed = spool.claim()
     Spool.release(claimed)  # as once the rows are committed
-    return os.getpid(), rows
+    results.put((os.getpid(), rows))
 
 
 def test_two_workers_never_clobber_or_replay_each_others_files(tmp_path):
     """`serve --workers 2`: both save into one folder at once and claim at start; every row
-    is kept and replayed by exactly one of them."""
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        results = list(pool.map(_save_and_claim, [str(tmp_path)] * 2, ["w-1", "w-2"]))
+    is kept and replayed by exactly one of them.
+
+    Two processes of their own behind a barrier: a process pool of two may hand both calls to
+    whichever worker starts first (seen under `make test`'s load: one pid for both).
+    """
+    context = multiprocessing.get_context("spawn")
+    start, queue = context.Barrier(2), context.Queue()
+    workers = [
+        context.Process(target=_save_and_claim, args=(str(tmp_path), user, start, queue))
+        for user in ("w-1", "w-2")
+    ]
+    for worker in workers:
+        worker.start()
+    results = [queue.get(timeout=180) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
     assert len({pid for pid, _ in results}) == 2
     replayed = [row[1] for _, rows in results for row in rows]
     leftover, _ = Spool(tmp_path).claim()
