@@ -3,6 +3,8 @@ and the MLflow store's URIs and UI command."""
 
 from __future__ import annotations
 
+import gc
+
 import dagster as dg
 import pytest
 from dagster._core.storage.defs_state.base import set_defs_state_storage
@@ -18,9 +20,20 @@ def no_state_storage_of_an_earlier_test():
     """Loading Definitions reads the current instance's defs-state storage (a context variable
     an instance sets when it is created). Under pytest-xdist an earlier test in the same worker
     can leave it pointing at an instance already collected ("Attempted to resolve undefined
-    DagsterInstance weakref"); these tests need no instance at all."""
-    with set_defs_state_storage(None):
-        yield
+    DagsterInstance weakref"); these tests need no instance at all.
+
+    Setting it to None is not enough alone: an instance entered inside a generator that an
+    earlier test left unfinished resets the variable when the generator is collected, which
+    can be in the middle of this test (it failed so once in a fresh-clone suite). So: collect
+    first, which runs those resets now, then clear the variable, and keep the cycle collector
+    off until the test ends (these tests build a few Definitions and no more)."""
+    gc.collect()
+    gc.disable()
+    try:
+        with set_defs_state_storage(None):
+            yield
+    finally:
+        gc.enable()
 
 
 def definitions() -> dg.Definitions:
