@@ -31,6 +31,12 @@ CODE_SERVER, DAEMON, WEBSERVER = "code-server", "daemon", "webserver"
 PROCESSES = (CODE_SERVER, DAEMON, WEBSERVER)
 CODE_SERVER_READY_S = 300  # loading the definitions imports dbt, Feast and MLflow
 STOP_GRACE_S = 20
+# Dagster's gRPC calls give up after 60 s by default. Starting a run is one call that lasts
+# until the run's new process is up (spawned, dagster imported, storage opened): it took 42 s
+# and then over 60 s in CI with three test workers on two cores, and the queue failed that
+# run ("DEADLINE_EXCEEDED"). The deployment's processes get this instead, unless set.
+GRPC_TIMEOUT_ENV = "DAGSTER_GRPC_TIMEOUT_SECONDS"
+GRPC_TIMEOUT_S = 300
 
 
 class DeploymentError(RuntimeError):
@@ -108,6 +114,7 @@ def _running(settings: Settings, name: str) -> ProcessStatus | None:
 def _environment(settings: Settings) -> dict[str, str]:
     env = {**os.environ, "STREAMFLOW_HOME": str(settings.home)}
     env["DAGSTER_HOME"] = os.environ.get("DAGSTER_HOME", str(settings.dagster_home))
+    env.setdefault(GRPC_TIMEOUT_ENV, str(GRPC_TIMEOUT_S))
     if STORAGE_URL_ENV in os.environ:
         env[STORAGE_URL_ENV] = os.environ[STORAGE_URL_ENV]
     return env

@@ -27,6 +27,10 @@ POLL_INTERVAL_S = 5
 FREE_SLOTS_AFTER_S = 5
 DEAD_RUN_BOUND_S = 30
 DEQUEUE_INTERVAL_S = 1  # a queued run waits up to this for the daemon (default 5 s)
+# A launch that cannot reach the code server (busy, restarting) puts the run back in the queue
+# this many times, RETRY_DELAY_S apart, before failing it; Dagster's default fails it at once.
+LAUNCH_RETRIES = 3
+LAUNCH_RETRY_DELAY_S = 10
 # Launched but no worker after this: failed. A run worker imports the whole code location
 # before it reports in, which took minutes in CI with three test workers on two cores (180 s
 # was the likely cause of two failed months in a concurrent backfill there). Only a run whose
@@ -47,6 +51,8 @@ run_coordinator:
   class: QueuedRunCoordinator
   config:
     dequeue_interval_seconds: {dequeue}
+    max_user_code_failure_retries: {retries}
+    user_code_failure_retry_delay: {retry_delay}
 run_launcher:
   module: streamflow_dagster.platform.launcher
   class: MonitoredRunLauncher
@@ -87,6 +93,8 @@ def render_dagster_yaml(url: str, *, secret: bool) -> str:
     return DAGSTER_YAML.format(
         storage_url=value,
         dequeue=DEQUEUE_INTERVAL_S,
+        retries=LAUNCH_RETRIES,
+        retry_delay=LAUNCH_RETRY_DELAY_S,
         poll=POLL_INTERVAL_S,
         free_slots=FREE_SLOTS_AFTER_S,
         start_timeout=START_TIMEOUT_S,

@@ -9,8 +9,10 @@ from pathlib import Path
 import yaml
 
 from streamflow_dagster.landing.months import landed_months, misnamed_months
+from streamflow_dagster.platform import deployment
 from streamflow_dagster.platform.instance import STORAGE_URL_ENV, render_dagster_yaml
 from streamflow_dagster.platform.launcher import process_alive
+from streamflow_dagster.platform.settings import load_settings
 
 
 def test_embedded_storage_url_is_written_and_an_external_one_is_not():
@@ -25,6 +27,17 @@ def test_embedded_storage_url_is_written_and_an_external_one_is_not():
     assert config["run_monitoring"]["enabled"] is True
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
     assert config["concurrency"]["pools"]["default_limit"] == 1
+    # A launch the code server is too busy to answer goes back to the queue, not to FAILED.
+    assert config["run_coordinator"]["config"]["max_user_code_failure_retries"] >= 1
+
+
+def test_deployment_processes_wait_longer_than_60_s_for_a_run_to_start(tmp_path, monkeypatch):
+    monkeypatch.delenv(deployment.GRPC_TIMEOUT_ENV, raising=False)
+    monkeypatch.setenv("STREAMFLOW_HOME", str(tmp_path))
+    env = deployment._environment(load_settings())
+    assert int(env[deployment.GRPC_TIMEOUT_ENV]) > 60
+    monkeypatch.setenv(deployment.GRPC_TIMEOUT_ENV, "90")  # a user's own setting is kept
+    assert deployment._environment(load_settings())[deployment.GRPC_TIMEOUT_ENV] == "90"
 
 
 def test_misnamed_month_folders_are_named_with_their_reason(tmp_path):
