@@ -78,7 +78,12 @@ def resolve_store(settings: Settings | None = None) -> MlflowStore:
     on the warehouse's server. `start_store()` is the one that makes it ready."""
     settings = settings or load_settings()
     if settings.mlflow_tracking_uri:
-        return MlflowStore(tracking_uri=settings.mlflow_tracking_uri, artifact_root=None)
+        uri = settings.mlflow_tracking_uri
+        # A tracking database has no artifact store of its own: without a root, an experiment
+        # StreamFlow creates there would keep its files in ./mlruns of whichever process made
+        # it (the code server's: the checkout). A server keeps its own (proxied) artifacts.
+        root = settings.mlflow_artifacts_dir if is_database_uri(uri) else None
+        return MlflowStore(tracking_uri=uri, artifact_root=root)
     return MlflowStore(
         tracking_uri=backend_store_uri(warehouse_url(settings)),
         artifact_root=settings.mlflow_artifacts_dir,
