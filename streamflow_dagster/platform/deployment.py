@@ -31,6 +31,7 @@ CODE_SERVER, DAEMON, WEBSERVER = "code-server", "daemon", "webserver"
 PROCESSES = (CODE_SERVER, DAEMON, WEBSERVER)
 CODE_SERVER_READY_S = 300  # loading the definitions imports dbt, Feast and MLflow
 STOP_GRACE_S = 20
+KILL_WAIT_S = 5  # after SIGKILL, until the kernel has ended the group's processes
 # Dagster's gRPC calls give up after 60 s by default. Starting a run is one call that lasts
 # until the run's new process is up (spawned, dagster imported, storage opened): it took 42 s
 # and then over 60 s in CI with three test workers on two cores, and the queue failed that
@@ -328,4 +329,9 @@ def _terminate(pid: int) -> None:
         try:
             os.killpg(pid, signal.SIGKILL)
         except ProcessLookupError:
-            pass
+            return
+        # SIGKILL is delivered asynchronously: a process can still show as running for a few
+        # milliseconds after the call (seen once in the unit test). Wait until it is gone.
+        deadline = time.monotonic() + KILL_WAIT_S
+        while time.monotonic() < deadline and _group_alive(pid):
+            time.sleep(0.05)
