@@ -172,6 +172,27 @@ def test_plots_are_png_files(trained, tmp_path: Path):
     assert list(evaluation.importances.index)[0] in FEATURES
 
 
+@pytest.mark.parametrize("batch_rows", [200_000, 1_000])
+def test_batched_permutation_importances_equal_scikit_learns_exactly(
+    month, batch_rows, monkeypatch
+):
+    """Both candidate kinds (decision_function and predict_proba), one batch and many."""
+    from sklearn.inspection import permutation_importance
+
+    from streamflow_dagster.ml import evaluation
+
+    monkeypatch.setattr(evaluation, "IMPORTANCE_BATCH_ROWS", batch_rows)
+    features = feature_columns(month)
+    split = split_month(month, features, 42)
+    for pipeline in candidates(42, features, len(split.y_train)).values():
+        model = pipeline.fit(split.X_train, split.y_train)
+        X, y = split.X_holdout.iloc[:300], split.y_holdout[:300]
+        expected = permutation_importance(
+            model, X, y, scoring="roc_auc", n_repeats=3, random_state=7
+        ).importances_mean
+        assert np.array_equal(evaluation.permutation_auc_drops(model, X, y, 7, 3), expected)
+
+
 def test_chunked_parallel_scoring_keeps_row_order(month, trained, monkeypatch):
     from streamflow_dagster.ml import scoring
 
