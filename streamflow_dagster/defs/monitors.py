@@ -90,7 +90,7 @@ def _drift_month(context, config, warehouse, mlflow_store, feast, as_of_key: str
     from ..monitoring.decisions import drift_references
     from ..monitoring.drift import compare_months, drift_outcome, watched_service
     from ..monitoring.queries import previous_month
-    from ..monitoring.report import write_report
+    from ..monitoring.report import psi_bar_png, write_report
 
     as_of = validate_as_of(as_of_key)
     store = feast.store(warehouse.url())
@@ -140,7 +140,11 @@ def _drift_month(context, config, warehouse, mlflow_store, feast, as_of_key: str
         )
     }
     notes = [reasons[label] for label in references if label not in comparisons]
-    page = _drift_report_page(str(as_of), comparisons, frames, current, notes, config)
+    psi_pngs = {  # drawn once: in the report and (one of them) in the asset's metadata
+        label: psi_bar_png(comparison, config.warn_psi, config.error_psi)
+        for label, comparison in comparisons.items()
+    }
+    page = _drift_report_page(str(as_of), comparisons, psi_pngs, frames, current, notes, config)
     report = write_report(load_settings().home / "reports" / "drift" / f"{as_of}.html", page)
     context.log.info(f"{as_of}: drift report at {report}")
     # ERROR drift: the month is not materialized, it shows failed (defs/ranges.py).
@@ -150,7 +154,7 @@ def _drift_month(context, config, warehouse, mlflow_store, feast, as_of_key: str
     return dg.MaterializeResult(
         metadata={
             **_drift_metadata(
-                str(as_of), len(features), references, comparisons, notes, report, config
+                str(as_of), len(features), references, comparisons, psi_pngs, notes, report
             ),
             "feature_service": service,
             **links,
@@ -159,18 +163,18 @@ def _drift_month(context, config, warehouse, mlflow_store, feast, as_of_key: str
     )
 
 
-def _drift_report_page(as_of, comparisons, frames, current, notes, config) -> str:
+def _drift_report_page(as_of, comparisons, psi_pngs, frames, current, notes, config) -> str:
     from ..monitoring.report import ReportSection, drift_report_html
 
     sections = [
-        ReportSection(comparison, frames[comparison.reference_as_of], current)
-        for comparison in comparisons.values()
+        ReportSection(comparison, frames[comparison.reference_as_of], current, psi_pngs[label])
+        for label, comparison in comparisons.items()
     ]
     return drift_report_html(as_of, sections, notes, config.warn_psi, config.error_psi)
 
 
-def _drift_metadata(as_of, feature_count, references, comparisons, notes, report, config) -> dict:
-    from ..monitoring.report import png_markdown, psi_bar_png
+def _drift_metadata(as_of, feature_count, references, comparisons, psi_pngs, notes, report) -> dict:
+    from ..monitoring.report import png_markdown
 
     metadata = {
         "as_of": as_of,
@@ -181,7 +185,8 @@ def _drift_metadata(as_of, feature_count, references, comparisons, notes, report
     }
     if not comparisons:
         return {**metadata, "drift_level": "no reference month", "result": "; ".join(notes)}
-    worst = max(comparisons.values(), key=lambda c: c.max_psi)
+    worst_label = max(comparisons, key=lambda label: comparisons[label].max_psi)
+    worst = comparisons[worst_label]
     metadata["max_psi"] = round(worst.max_psi, 4)
     metadata["drift_level"] = worst.level
     for label, key in ((PREVIOUS_MONTH, "previous"), (PRODUCTION_MONTH, "production")):
@@ -198,9 +203,8 @@ def _drift_metadata(as_of, feature_count, references, comparisons, notes, report
         ]
     )
     metadata["top_drifted"] = dg.MetadataValue.md(_top_drifted_table(comparisons))
-    chart = comparisons.get(PREVIOUS_MONTH) or worst
-    chart_png = psi_bar_png(chart, config.warn_psi, config.error_psi)
-    metadata["psi_chart"] = dg.MetadataValue.md(png_markdown(chart_png, "PSI per feature"))
+    chart = PREVIOUS_MONTH if PREVIOUS_MONTH in comparisons else worst_label
+    metadata["psi_chart"] = dg.MetadataValue.md(png_markdown(psi_pngs[chart], "PSI per feature"))
     return metadata
 
 

@@ -39,6 +39,7 @@ class ReportSection:
     comparison: DriftComparison
     reference: pd.DataFrame
     current: pd.DataFrame
+    psi_png: bytes | None = None  # its psi_bar_png when the caller drew it already
 
 
 def psi_bar_png(comparison: DriftComparison, warn: float = WARN_PSI, error: float = ERROR_PSI):
@@ -83,14 +84,10 @@ def distribution_png(
             low, high = np.quantile(both, CLIP_QUANTILES) if both.size else (0.0, 1.0)
             edges = np.linspace(low, high if high > low else low + 1.0, HISTOGRAM_BINS + 1)
             for side, colour, label in zip((ref, cur), colours, labels, strict=True):
-                axes.hist(
-                    np.clip(side, low, high),
-                    bins=edges,
-                    density=True,
-                    alpha=0.45,
-                    color=colour,
-                    label=label,
-                )
+                # One filled step outline per month, not a patch per bin: drawn ~3x faster
+                # (120 of these figures per 12 demo months), the same picture as a histogram.
+                density, _ = np.histogram(np.clip(side, low, high), bins=edges, density=True)
+                axes.stairs(density, edges, fill=True, alpha=0.45, color=colour, label=label)
             axes.set_ylabel("density")
     else:
         shares = [np.array(drift.reference_share), np.array(drift.current_share)]
@@ -174,7 +171,7 @@ def _section_html(section: ReportSection, warn: float, error: float) -> str:
         f"<p>{comparison.current_rows:,} users in {comparison.current_as_of}, "
         f"{comparison.reference_rows:,} in {comparison.reference_as_of}. Max PSI "
         f"<b class='{level}'>{comparison.max_psi:.3f} ({level})</b>.</p>"
-        f"{_img(psi_bar_png(comparison, warn, error), 'PSI per feature')}"
+        f"{_img(section.psi_png or psi_bar_png(comparison, warn, error), 'PSI per feature')}"
         f"<h3>Most drifted features</h3><div>{plots}</div>"
         "<table><tr><th>feature</th><th>kind</th><th>PSI</th><th>level</th></tr>"
         f"{rows}</table>"
