@@ -354,9 +354,9 @@ def _flagged(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
 
 def _run_failure(instance: dg.DagsterInstance, run_id: str) -> list[str]:
     """A run that failed outside any step (e.g. its worker was killed, or its launch timed
-    out): the run's own words, then the errors the platform recorded for it (their first
-    line); Dagster's failure message alone ("marked as failed from outside the execution
-    context") does not say why."""
+    out): the run's own words, then the errors the platform recorded for it (the last line
+    of each, where the exception says what went wrong); Dagster's failure message alone
+    ("marked as failed from outside the execution context") does not say why."""
     records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
     lines = [f"run: {r.event_log_entry.message}" for r in records.records[:1]]
     engine = instance.get_records_for_run(
@@ -366,7 +366,7 @@ def _run_failure(instance: dg.DagsterInstance, run_id: str) -> list[str]:
         data = record.event_log_entry.dagster_event.event_specific_data
         error = getattr(data, "error", None)
         if error is not None:
-            first = (error.message or "").strip().splitlines()
-            detail = f": {first[-1]}" if first else ""
+            error_lines = (error.message or "").strip().splitlines()
+            detail = f": {error_lines[-1]}" if error_lines else ""
             lines.append(f"run: {record.event_log_entry.message}{detail}")
     return lines[:4]

@@ -322,16 +322,22 @@ def _terminate(pid: int) -> None:
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
         return
-    deadline = time.monotonic() + STOP_GRACE_S
-    while time.monotonic() < deadline and _group_alive(pid):
-        time.sleep(0.2)
-    if _group_alive(pid):
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            return
-        # SIGKILL is delivered asynchronously: a process can still show as running for a few
-        # milliseconds after the call (seen once in the unit test). Wait until it is gone.
-        deadline = time.monotonic() + KILL_WAIT_S
-        while time.monotonic() < deadline and _group_alive(pid):
-            time.sleep(0.05)
+    if _group_gone_within(pid, STOP_GRACE_S, poll=0.2):
+        return
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    # SIGKILL is delivered asynchronously: a process can still show as running for a few
+    # milliseconds after the call (seen once in the unit test). Wait until it is gone.
+    _group_gone_within(pid, KILL_WAIT_S, poll=0.05)
+
+
+def _group_gone_within(pid: int, seconds: float, poll: float) -> bool:
+    """Wait up to `seconds` for the process group to end; whether it did."""
+    deadline = time.monotonic() + seconds
+    while _group_alive(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll)
+    return True
