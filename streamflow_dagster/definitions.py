@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dagster as dg
-from dagster_dbt import DbtCliResource
 
 from .defs.dbt import DBT_EXECUTABLE, DBT_PROJECT, dbt_models
+from .defs.dbt_project import StreamflowDbtCli
 from .defs.docs import dbt_docs
 from .defs.features import FEATURE_ASSETS
 from .defs.health import platform_health, platform_health_sensor
@@ -33,7 +33,7 @@ def build_resources() -> dict:
     return {
         "warehouse": WarehouseResource(database_url=database_url, home=str(settings.home)),
         "landing": LandingResource(path=str(settings.landing_dir)),
-        "dbt": DbtCliResource(project_dir=DBT_PROJECT, dbt_executable=DBT_EXECUTABLE),
+        "dbt": StreamflowDbtCli(project_dir=DBT_PROJECT, dbt_executable=DBT_EXECUTABLE),
         "feast": FeastResource(),
         "alerts": AlertsResource(
             ui_url=settings.ui_url,

@@ -85,8 +85,8 @@ def connection_profiles(dbt: DbtCliResource, connection: Mapping[str, str]) -> I
 
 
 def with_profiles_dir(dbt: DbtCliResource, profiles_dir: Path) -> DbtCliResource:
-    """The same dbt resource, reading its profile from `profiles_dir`."""
-    return DbtCliResource(
+    """The same dbt resource (the same class), reading its profile from `profiles_dir`."""
+    return type(dbt)(
         project_dir=dbt.project_dir,
         global_config_flags=dbt.global_config_flags,
         profiles_dir=str(profiles_dir),
